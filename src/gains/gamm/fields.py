@@ -43,15 +43,23 @@ def gradients(
 
 
 def full_image_gmax(cy: float, cx: float, height: int, width: int) -> float:
-    """Maximum of the gradient magnitude over the whole image (attained on the outer two rings)."""
-    k = min(2, height)
-    j = min(2, width)
-    best = 0.0
-    for r0, r1, c0, c1 in ((0, k, 0, width), (height - k, height, 0, width),
-                           (0, height, 0, j), (0, height, width - j, width)):
-        gy, gx = gradients(r0, r1, c0, c1, cy, cx, height, width)
-        best = max(best, float(np.sqrt(gy**2 + gx**2).max()))
-    return best
+    """Maximum of the gradient magnitude over the whole image.
+
+    Inside the image the magnitude is twice the distance to the centroid; on the border rows and
+    columns one-sided differences apply. Either way the maximum lies in one of the four 2 x 2 corner
+    blocks, which are evaluated with the reference's arithmetic.
+    """
+    if height < 6 or width < 6:
+        gy, gx = gradients(0, height, 0, width, cy, cx, height, width)
+        return float(np.sqrt(gy**2 + gx**2).max())
+    r = np.array([0, 1, 2, height - 3, height - 2, height - 1], dtype=np.float64)[:, None]
+    c = np.array([0, 1, 2, width - 3, width - 2, width - 1], dtype=np.float64)[None, :]
+    z = (r - cy) ** 2 + (c - cx) ** 2
+    gy = np.stack([z[1] - z[0], (z[2] - z[0]) / 2.0, (z[5] - z[3]) / 2.0, z[5] - z[4]])
+    gx = np.stack([z[:, 1] - z[:, 0], (z[:, 2] - z[:, 0]) / 2.0, (z[:, 5] - z[:, 3]) / 2.0, z[:, 5] - z[:, 4]], axis=1)
+    keep = [0, 1, 4, 5]
+    gy, gx = gy[:, keep], gx[keep, :]
+    return float(np.sqrt(gy**2 + gx**2).max())
 
 
 @dataclass
@@ -67,7 +75,8 @@ class Geometry:
         mask: bool (fh, fw) mask on the frame.
         count: int (fh - ws + 1, fw - ws + 1) mask pixels per window; anchor (a, b) of this grid is
             the full-image anchor (fy0 + a, fx0 + b).
-        g: gradient magnitude on the frame; gmax: its full-image maximum.
+        gy, gx: the radial field's gradient on the frame; g: its magnitude; gmax: the full-image
+            maximum of the magnitude.
     """
 
     index: int
@@ -79,6 +88,8 @@ class Geometry:
     fx0: int
     mask: np.ndarray
     count: np.ndarray
+    gy: np.ndarray
+    gx: np.ndarray
     g: np.ndarray
     gmax: float
     theta: dict[int, np.ndarray] = field(default_factory=dict)
@@ -87,13 +98,10 @@ class Geometry:
     def frame_shape(self) -> tuple[int, int]:
         return self.mask.shape
 
-    def direction(self, factor: int, height: int, width: int) -> np.ndarray:
+    def direction(self, factor: int) -> np.ndarray:
         """theta = atan2(gy, factor * gx) on the frame, SENTINEL outside the mask (cached per factor)."""
         if factor not in self.theta:
-            fh, fw = self.mask.shape
-            gy, gx = gradients(self.fy0, self.fy0 + fh, self.fx0, self.fx0 + fw, self.cy, self.cx,
-                               height, width)
-            th = np.arctan2(gy, factor * gx)
+            th = np.arctan2(self.gy, factor * self.gx)
             th[~self.mask] = SENTINEL
             self.theta[factor] = th
         return self.theta[factor]
@@ -115,5 +123,5 @@ def build_geometry(index: int, category_id: int, crop: MaskCrop, height: int, wi
     count = np.rint(box_sums(mask.astype(np.float64), ws)).astype(np.int64)
     gy, gx = gradients(fy0, fy1, fx0, fx1, cy, cx, height, width)
     g = np.sqrt(gy**2 + gx**2)
-    return Geometry(index, category_id, crop, float(cy), float(cx), fy0, fx0, mask, count, g,
+    return Geometry(index, category_id, crop, float(cy), float(cx), fy0, fx0, mask, count, gy, gx, g,
                     full_image_gmax(cy, cx, height, width))

@@ -9,16 +9,14 @@ each only at anchors inside the group's bbox sliding range (inter rows/cols star
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import numpy as np
 
+from gains.gamm.fields import Geometry
 from gains.gamm.gamap import GaMap
-
-if TYPE_CHECKING:
-    from gains.gamm.fields import Geometry
-    from gains.gamm.maps import InstanceInput
-    from gains.gamm.params import GammParams
+from gains.gamm.kernels import FACTORS, WindowStats, inter_statistic, normalise, paint, window_stats
+from gains.gamm.params import GammParams
 
 
 def interaction_groups(bboxes: list[tuple[float, float, float, float]], ws: int) -> list[list[int]]:
@@ -45,15 +43,14 @@ def _range_mask(geo: Geometry, lo_r: int, hi_r: int, lo_c: int, hi_c: int) -> np
 
 
 def nuclei_maps(
-    instances: list[InstanceInput], geos: list[Geometry], height: int, width: int, params: GammParams
+    bboxes: Sequence[tuple[float, float, float, float]], geos: list[Geometry], height: int, width: int,
+    params: GammParams,
 ) -> list[GaMap]:
     """Raw GA maps of one image under the nuclei script's semantics (see module docstring)."""
-    from gains.gamm.maps import FACTORS, _inter, _normalise, _paint, _stats
-
     ws, offset = params.window_size, (params.window_size // 2 if params.anchor == "center" else 0)
-    groups = interaction_groups([inst.bbox for inst in instances], ws)
+    groups = interaction_groups(list(bboxes), ws)
     out: list[GaMap] = []
-    stats_cache: dict[tuple[int, int], object] = {}
+    stats_cache: dict[tuple[int, int], WindowStats] = {}
     for i, neighbours in enumerate(groups):
         if not neighbours:
             out.append(GaMap(height, width, fill=0.0))
@@ -65,7 +62,7 @@ def nuclei_maps(
         if not others:
             out.append(GaMap(height, width, fill=np.nan))
             continue
-        box = np.asarray([instances[j].bbox for j in [i, *neighbours]], dtype=np.float64)
+        box = np.asarray([bboxes[j] for j in [i, *neighbours]], dtype=np.float64)
         sx0, sy0 = int(box[:, 0].min()), int(box[:, 1].min())
         sw = int((box[:, 0] + box[:, 2]).max() - box[:, 0].min())
         sh = int((box[:, 1] + box[:, 3]).max() - box[:, 1].min())
@@ -75,20 +72,20 @@ def nuclei_maps(
                                 max(0, sx0 - ws + 1), min(width - ws + 1, sx0 + sw))
         acc = None
         for factor in FACTORS:
-            ths = {k: geos[k].direction(factor, height, width) for k in [i, *others]}
+            ths = {k: geos[k].direction(factor) for k in [i, *others]}
             stats = {}
             for k in [i, *others]:
                 if (k, factor) not in stats_cache:
-                    stats_cache[(k, factor)] = _stats(geos[k], ths[k], ws)
+                    stats_cache[(k, factor)] = window_stats(geos[k], ths[k], ws)
                 stats[k] = stats_cache[(k, factor)]
             s = stats[i]
             intra = np.where(s.touch & intra_rng, np.minimum(s.d1, s.d2), 0.0)
-            inter = _inter(i, others, geos, ths, stats, s.d1, False, ws)
+            inter = inter_statistic(i, others, geos, ths, stats, s.d1, False, ws)
             inter = np.where(inter_rng, inter, 0.0)
-            y0, x0, pb = _paint(inter, geos[i], height, width, ws, offset)
-            pa = _paint(intra, geos[i], height, width, ws, offset)[2]
+            y0, x0, pb = paint(inter, geos[i], height, width, ws, offset)
+            pa = paint(intra, geos[i], height, width, ws, offset)[2]
             x = np.maximum(pb - pa, 0.0)
-            _normalise(x, geos[i], y0, x0, params.ga_factor)
+            normalise(x, geos[i], y0, x0, params.ga_factor)
             acc = x if acc is None else (acc + x) / 2
         out.append(GaMap(height, width, y0, x0, acc))
     return out

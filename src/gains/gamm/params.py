@@ -28,6 +28,7 @@ class GammParams:
         ga_factor: a map's values lie in [1, 1 + ga_factor].
         overlap_hl: added where two target instances overlap (isbi/chrom; the nuclei script never adds it).
         target_category: COCO category id whose instances get anomaly maps; others get all-ones maps.
+            None (the default) means the smallest category id of the annotations being processed.
         anchor: ``topleft`` paints each pixel with the window whose top-left corner it is (the
             reference); ``center`` uses the window centred on the pixel.
     """
@@ -36,7 +37,7 @@ class GammParams:
     window_size: int = 5
     ga_factor: float = 0.5
     overlap_hl: float = 0.1
-    target_category: int = 1
+    target_category: int | None = None
     anchor: str = "topleft"
 
     def __post_init__(self) -> None:

@@ -1,0 +1,154 @@
+"""The ``gains`` command: one subcommand = parse, then call one library function.
+
+User mistakes (``InputError``) print one line and exit 2; heavy imports happen inside subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gains import __version__
+from gains.errors import InputError
+
+log = logging.getLogger("gains")
+
+
+def _add_gamm(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gamm", help="compute GA maps of a COCO dataset",
+                       description="Gradient Anomaly Mapping: per-annotation GA maps of a COCO instances file.")
+    p.add_argument("annotations", type=Path, help="COCO instances JSON")
+    p.add_argument("--images", type=Path, required=True, help="folder the JSON's file_name entries are in")
+    p.add_argument("--variant", choices=("isbi", "chrom", "nuclei"), required=True,
+                   help="which published GAMM script to reproduce")
+    p.add_argument("--window-size", type=int, help="sliding window side (default per variant: 5/5/8)")
+    p.add_argument("--ga-factor", type=float, help="maps lie in [1, 1 + F] (default 0.5/0.5/0.8)")
+    p.add_argument("--overlap-hl", type=float, help="overlap highlight (default 0.1/0.3/0.1)")
+    p.add_argument("--target-category", type=int, help="category id that gets maps (default: smallest id)")
+    p.add_argument("--raw", action="store_true", help="reference values bit for bit, NaN and all-zero maps kept")
+    p.add_argument("--anchor", choices=("topleft", "center"), default="topleft",
+                   help="window anchoring: the reference's top-left (default) or centred")
+    p.add_argument("--out", type=Path, help="store folder (default: ./gamm_<variant>_ws.._f.._ol..)")
+    p.add_argument("--export-npy", type=Path, metavar="DIR", help="also write DIR/<annotation_id>.npy (float64)")
+    p.add_argument("--precision", choices=("float16", "float32"), default="float16", help="stored precision")
+    p.add_argument("--workers", type=int, default=1, help="processes working on images in parallel")
+    p.add_argument("--preview", type=int, default=0, metavar="K", help="write PNG previews of K images")
+    p.add_argument("--skip-invalid", action="store_true", help="skip bad annotations/images, count them")
+    p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_gamm)
+
+
+def _cmd_gamm(args: argparse.Namespace) -> int:
+    from gains.gamm import GammParams, GammStore, run_gamm
+
+    params = GammParams.for_variant(args.variant, window_size=args.window_size, ga_factor=args.ga_factor,
+                                    overlap_hl=args.overlap_hl, target_category=args.target_category,
+                                    anchor=args.anchor)
+    out = args.out
+    if out is None and args.export_npy is None:
+        out = Path(f"gamm_{params.tag}")
+    run = run_gamm(args.annotations, args.images, params, out=out, export_npy=args.export_npy, raw=args.raw,
+                   precision=args.precision, workers=args.workers, skip_invalid=args.skip_invalid,
+                   overwrite=args.overwrite, progress=not args.quiet)
+    for problem in run.skipped:
+        log.warning("skipped: %s", problem)
+    if run.up_to_date:
+        print(f"{out}: up to date ({run.n_maps} maps)")
+    else:
+        print(f"{run.n_maps} GA maps of {run.n_images} images in {run.seconds:.1f} s"
+              f" ({run.n_computed_images} images computed)" + (f" -> {out}" if out else ""))
+    if run.n_nan or run.n_zero:
+        print(f"sanitised: {run.n_nan} NaN maps and {run.n_zero} all-zero maps replaced by ones")
+    if run.skipped:
+        print(f"skipped {len(run.skipped)} invalid items (--skip-invalid)")
+    if args.export_npy is not None:
+        print(f"exported .npy maps to {args.export_npy}")
+    if args.preview:
+        from gains.visualize import gamm_previews
+
+        if out is not None:
+            load = GammStore(out).load
+        else:
+            import numpy as np
+
+            def load(ann_id: int):
+                return np.load(Path(args.export_npy) / f"{ann_id}.npy")
+
+        base = out if out is not None else args.export_npy
+        paths = gamm_previews(args.annotations, args.images, load, run.params.ga_factor, args.preview,
+                              Path(base) / "preview")
+        print(f"wrote {len(paths)} previews to {Path(base) / 'preview'}")
+    return 0
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="generate synthetic overlapping/touching/crossing scenes",
+                       description="Write a canonical dataset of synthetic CTO scenes.")
+    p.add_argument("kind", choices=("overlap", "touch", "cross"))
+    p.add_argument("--n", type=int, default=100, help="number of images")
+    p.add_argument("--size", type=int, default=256, help="image side in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_synth)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from gains.data.synth import write_synthetic
+
+    try:
+        path = write_synthetic(args.kind, args.n, args.size, args.seed, args.out, overwrite=args.overwrite)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    print(f"wrote {args.n} {args.kind} scenes to {path.parent}")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the main job end to end on generated data",
+                       description="Synthesise scenes, compute their GA maps and write previews.")
+    p.add_argument("--out", type=Path, default=Path("demo_out"))
+    p.add_argument("--n", type=int, default=12, help="images per scene kind")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gains.demo import run_demo
+
+    report = run_demo(args.out, n=args.n, size=args.size, seed=args.seed)
+    print(f"demo finished: see {report}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="gains", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gains {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_gamm(sub)
+    _add_synth(sub)
+    _add_demo(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``gains`` and ``python -m gains``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s",
+                        stream=sys.stderr)
+    try:
+        return int(args.func(args))
+    except InputError as exc:
+        print(f"gains {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gains {args.command}: interrupted (run the same command again to resume)", file=sys.stderr)
+        return 130

@@ -1,0 +1,107 @@
+"""The canonical dataset form: ``annotations.json`` (COCO, compressed RLE) + ``images/``.
+
+Ids start at 1; ``bbox`` (xywh, pixel extent) and ``area`` (pixel count) are computed from the mask,
+so they always agree with it. Overlapping instances are kept exactly: each is its own RLE.
+A dataset is written into a temporary sibling folder and renamed at the end: no partial output.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gains.atomic import atomic_write
+from gains.errors import InputError
+
+
+@dataclass
+class Sample:
+    """One image and its instances, ready to be written.
+
+    Attributes:
+        file_name: path under ``images/``.
+        image: pixels (H, W) or (H, W, C), uint8 or uint16.
+        masks: per-instance bool (H, W) masks (may overlap).
+        category_ids: per-instance COCO category ids.
+        extra: per-instance dicts merged into each annotation (e.g. CTO relations).
+    """
+
+    file_name: str
+    image: np.ndarray
+    masks: Sequence[np.ndarray]
+    category_ids: Sequence[int]
+    extra: Sequence[dict[str, Any]] = field(default_factory=list)
+
+
+def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
+    """Compressed COCO RLE of a bool (H, W) mask, counts as a str (JSON-ready)."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def mask_bbox(mask: np.ndarray) -> list[float]:
+    """COCO xywh box of a non-empty bool mask: [x0, y0, x1 - x0, y1 - y0] with x1, y1 exclusive."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1 - cols[0]), float(rows[-1] + 1 - rows[0])]
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        atomic_write(path, lambda fh: tifffile.imwrite(fh, image))
+        return
+    from PIL import Image
+
+    pil = Image.fromarray(image)
+    atomic_write(path, lambda fh: pil.save(fh, format="PNG"))
+
+
+def write_dataset(
+    out: str | Path, samples: Iterable[Sample], categories: Sequence[dict[str, Any]],
+    info: dict[str, Any] | None = None, overwrite: bool = False,
+) -> Path:
+    """Write a canonical dataset folder; returns the path of its ``annotations.json``.
+
+    Raises:
+        InputError: ``out`` exists and is not empty (without ``overwrite``), or an instance mask is
+            empty or of another size than its image.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"{out}: folder exists and is not empty (pass --overwrite to replace it)")
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        images, anns = [], []
+        for image_id, sample in enumerate(samples, start=1):
+            h, w = sample.image.shape[:2]
+            _write_image(tmp / "images" / sample.file_name, sample.image)
+            images.append({"id": image_id, "file_name": sample.file_name, "height": h, "width": w})
+            extras = list(sample.extra) or [{} for _ in sample.masks]
+            for mask, cat, extra in zip(sample.masks, sample.category_ids, extras):
+                if mask.shape != (h, w):
+                    raise InputError(f"{sample.file_name}: mask of shape {mask.shape} for a {h}x{w} image")
+                if not mask.any():
+                    raise InputError(f"{sample.file_name}: empty instance mask (category {cat})")
+                anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": int(cat),
+                             "segmentation": mask_to_rle(mask), "bbox": mask_bbox(mask),
+                             "area": int(np.count_nonzero(mask)), "iscrowd": 0, **extra})
+        doc = {"info": info or {}, "images": images, "annotations": anns, "categories": list(categories)}
+        atomic_write(tmp / "annotations.json", lambda fh: fh.write(json.dumps(doc).encode()))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / "annotations.json"

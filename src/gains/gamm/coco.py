@@ -1,0 +1,175 @@
+"""COCO instance annotations as GAMM reads them, validated item by item.
+
+Every problem raises ``InputError`` with one line naming the file and the image or annotation id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gains.errors import InputError
+from gains.gamm.maps import InstanceInput
+from gains.gamm.raster import segmentation_to_crop
+from gains.imageio import image_size
+
+
+@dataclass(frozen=True)
+class CocoImage:
+    """One ``images`` entry; height/width are None when the JSON omits them."""
+
+    id: int
+    file_name: str
+    height: int | None
+    width: int | None
+
+
+@dataclass
+class CocoAnnotations:
+    """A parsed COCO instances file: images in file order and their annotations in file order."""
+
+    path: Path
+    images: list[CocoImage]
+    anns_by_image: dict[int, list[dict[str, Any]]]
+    category_ids: set[int]
+    sha256: str
+    categories: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def n_annotations(self) -> int:
+        return sum(len(v) for v in self.anns_by_image.values())
+
+
+def _int_field(obj: dict[str, Any], key: str, where: str) -> int:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{where}: '{key}' must be an integer, got {value!r}")
+    return value
+
+
+def load_coco(path: str | Path) -> CocoAnnotations:
+    """Parse and check a COCO instances JSON.
+
+    Checks: the JSON parses; ``images``, ``annotations``, ``categories`` are lists; ids are integers
+    and unique; every annotation names an existing image and a known category and has a segmentation.
+
+    Raises:
+        InputError: the first problem found, as one line.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read annotations ({exc.strerror})") from exc
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: top level must be a JSON object with images, annotations, categories")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise InputError(f"{path}: '{key}' must be a list")
+    cats: set[int] = set()
+    for cat in data["categories"]:
+        cid = _int_field(cat, "id", f"{path}: category {cat.get('id')!r}") if isinstance(cat, dict) else None
+        if cid is None:
+            raise InputError(f"{path}: every category must be an object with an integer 'id'")
+        if cid in cats:
+            raise InputError(f"{path}: duplicate category id {cid}")
+        cats.add(cid)
+    images: list[CocoImage] = []
+    seen_images: set[int] = set()
+    for img in data["images"]:
+        if not isinstance(img, dict):
+            raise InputError(f"{path}: every image must be an object")
+        iid = _int_field(img, "id", f"{path}: image {img.get('id')!r}")
+        if iid in seen_images:
+            raise InputError(f"{path}: duplicate image id {iid}")
+        seen_images.add(iid)
+        name = img.get("file_name")
+        if not isinstance(name, str) or not name:
+            raise InputError(f"{path}: image {iid}: missing 'file_name'")
+        h, w = img.get("height"), img.get("width")
+        if h is not None or w is not None:
+            h = _int_field(img, "height", f"{path}: image {iid}")
+            w = _int_field(img, "width", f"{path}: image {iid}")
+            if h <= 0 or w <= 0:
+                raise InputError(f"{path}: image {iid}: height and width must be positive")
+        images.append(CocoImage(iid, name, h, w))
+    by_image: dict[int, list[dict[str, Any]]] = {img.id: [] for img in images}
+    seen_anns: set[int] = set()
+    for ann in data["annotations"]:
+        if not isinstance(ann, dict):
+            raise InputError(f"{path}: every annotation must be an object")
+        aid = _int_field(ann, "id", f"{path}: annotation {ann.get('id')!r}")
+        where = f"{path}: annotation {aid}"
+        if aid in seen_anns:
+            raise InputError(f"{where}: duplicate annotation id")
+        seen_anns.add(aid)
+        iid = _int_field(ann, "image_id", where)
+        if iid not in by_image:
+            raise InputError(f"{where}: image_id {iid} is not in 'images'")
+        cid = _int_field(ann, "category_id", where)
+        if cid not in cats:
+            raise InputError(f"{where}: unknown category_id {cid}")
+        if "segmentation" not in ann:
+            raise InputError(f"{where}: no 'segmentation'")
+        by_image[iid].append(ann)
+    return CocoAnnotations(path, images, by_image, cats, hashlib.sha256(raw).hexdigest(), data["categories"])
+
+
+def resolve_image(image_dir: Path, file_name: str, where: str) -> Path:
+    """``image_dir / file_name``, refusing names that escape the folder (``../``, absolute paths)."""
+    root = image_dir.resolve()
+    target = (root / file_name).resolve()
+    if root != target and root not in target.parents:
+        raise InputError(f"{where}: file_name {file_name!r} escapes the image folder {image_dir}")
+    return target
+
+
+def _bbox(ann: dict[str, Any], crop_box: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+    bbox = ann.get("bbox")
+    if isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox):
+        return (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
+    y0, x0, y1, x1 = crop_box
+    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
+def prepare_image(
+    coco: CocoAnnotations, image: CocoImage, image_dir: Path, skip_invalid: bool = False
+) -> tuple[int, int, list[InstanceInput], list[str]]:
+    """Check one image and rasterise its annotations.
+
+    Returns:
+        (height, width, instances in JSON order, problems skipped). With ``skip_invalid`` a bad
+        annotation is left out and reported in the list; otherwise it raises.
+
+    Raises:
+        InputError: missing/unreadable image, size mismatch with the JSON, malformed or degenerate
+            segmentation, empty mask (annotation problems only without ``skip_invalid``).
+    """
+    where_img = f"{coco.path}: image {image.id}"
+    file = resolve_image(image_dir, image.file_name, where_img)
+    height, width = image_size(file)
+    if image.height is not None and (image.height, image.width) != (height, width):
+        raise InputError(f"{where_img}: {file} is {height}x{width} but the JSON says {image.height}x{image.width}")
+    instances: list[InstanceInput] = []
+    skipped: list[str] = []
+    for ann in coco.anns_by_image[image.id]:
+        where = f"{coco.path}: annotation {ann['id']} (image {image.id})"
+        try:
+            crop = segmentation_to_crop(ann["segmentation"], height, width)
+            if crop is None:
+                raise ValueError("empty mask (no pixel inside the segmentation)")
+        except ValueError as exc:
+            if not skip_invalid:
+                raise InputError(f"{where}: {exc}") from exc
+            skipped.append(f"{where}: {exc}")
+            continue
+        box = (crop.y0, crop.x0, crop.y1, crop.x1)
+        instances.append(InstanceInput(int(ann["id"]), int(ann["category_id"]), crop, _bbox(ann, box)))
+    return height, width, instances, skipped
