@@ -25,7 +25,7 @@ def outline_overlay(image: np.ndarray, masks: Sequence[np.ndarray], width: int =
     """(H, W, 3) float image with each (H, W) bool mask outlined in its own colour (overlaps keep both)."""
     out = to_display(image).copy()
     colours = instance_colours(len(masks))
-    for mask, colour in zip(masks, colours):
+    for mask, colour in zip(masks, colours, strict=True):
         inner = ndimage.binary_erosion(mask, iterations=width, border_value=0)
         out[mask & ~inner] = colour
     return out

@@ -88,7 +88,7 @@ def write_dataset(
             _write_image(tmp / "images" / sample.file_name, sample.image)
             images.append({"id": image_id, "file_name": sample.file_name, "height": h, "width": w})
             extras = list(sample.extra) or [{} for _ in sample.masks]
-            for mask, cat, extra in zip(sample.masks, sample.category_ids, extras):
+            for mask, cat, extra in zip(sample.masks, sample.category_ids, extras, strict=True):
                 if mask.shape != (h, w):
                     raise InputError(f"{sample.file_name}: mask of shape {mask.shape} for a {h}x{w} image")
                 if not mask.any():

@@ -87,7 +87,8 @@ def overlap_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list
             cy, cx = py + d * np.sin(a), px + d * np.cos(a)
         else:
             cy, cx = rng.uniform(0.2, 0.8, 2) * size
-        cy, cx = float(np.clip(cy, radius * 0.6, size - radius * 0.6)), float(np.clip(cx, radius * 0.6, size - radius * 0.6))
+        lo, hi = radius * 0.6, size - radius * 0.6
+        cy, cx = float(np.clip(cy, lo, hi)), float(np.clip(cx, lo, hi))
         cell = _blob(yy, xx, cy, cx, radius, rng)
         nuc = _ellipse(yy, xx, cy + rng.normal(0, radius * 0.1), cx + rng.normal(0, radius * 0.1),
                        radius * rng.uniform(0.18, 0.26), radius * rng.uniform(0.18, 0.26), rng.uniform(0, np.pi)) < 1

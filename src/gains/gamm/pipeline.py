@@ -84,7 +84,7 @@ def _process_image(image: CocoImage) -> list[str]:
             maps[j] = m.sanitised()
     ann_ids = [inst.ann_id for inst in instances]
     if job.export_dir is not None:
-        for aid, m in zip(ann_ids, maps):
+        for aid, m in zip(ann_ids, maps, strict=True):
             dense = m.to_dense(np.float64)
             atomic_write(job.export_dir / f"{aid}.npy", lambda fh, a=dense: np.save(fh, a))
     arrays = encode_image_maps(ann_ids, maps, job.precision)

@@ -91,7 +91,7 @@ class GammStore:
             raise InputError(f"{manifest_file}: unfinished or unknown store format")
         index = np.load(self.path / "index.npz")
         self._where = {int(a): (int(i), int(h), int(w)) for a, i, h, w in
-                       zip(index["ann_ids"], index["image_ids"], index["heights"], index["widths"])}
+                       zip(index["ann_ids"], index["image_ids"], index["heights"], index["widths"], strict=True)}
         self._cache: tuple[int, dict[str, np.ndarray]] | None = None
 
     def check(self, key: StoreKey) -> None:

@@ -1,0 +1,58 @@
+"""Shared fixtures: the read-only ../shared folder (skipped cleanly when absent) and tiny datasets."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GAINS_SHARED", ROOT.parent / "shared"))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, or a pytest skip when it is not there."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    return path
+
+
+def disc_polygon(cy: float, cx: float, r: float, n: int = 48) -> list[float]:
+    """A COCO polygon (flat x, y list) approximating a disc."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.column_stack([cx + r * np.cos(t), cy + r * np.sin(t)]).ravel().round(2).tolist()
+
+
+def write_coco(folder: Path, images: list[tuple[str, int, int]], anns: list[dict], categories=None) -> Path:
+    """Write blank PNG images and a COCO JSON; ``anns`` need image_id/category_id/segmentation (ids added)."""
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    doc_images = []
+    for i, (name, h, w) in enumerate(images, start=1):
+        Image.fromarray(np.zeros((h, w), dtype=np.uint8)).save(folder / "images" / name)
+        doc_images.append({"id": i, "file_name": name, "height": h, "width": w})
+    doc_anns = [{"id": k, "iscrowd": 0, **a} for k, a in enumerate(anns, start=1) if "id" not in a]
+    doc_anns += [a for a in anns if "id" in a]
+    cats = categories or [{"id": 1, "name": "cell"}, {"id": 2, "name": "nucleus"}]
+    path = folder / "annotations.json"
+    path.write_text(json.dumps({"images": doc_images, "annotations": doc_anns, "categories": cats}))
+    return path
+
+
+@pytest.fixture
+def small_coco(tmp_path: Path) -> Path:
+    """Two 64x80 images: three overlapping discs + a nucleus, and two touching discs."""
+    anns = [
+        {"image_id": 1, "category_id": 1, "segmentation": [disc_polygon(30, 30, 14)]},
+        {"image_id": 1, "category_id": 1, "segmentation": [disc_polygon(32, 48, 13)]},
+        {"image_id": 1, "category_id": 1, "segmentation": [disc_polygon(20, 40, 9)]},
+        {"image_id": 1, "category_id": 2, "segmentation": [disc_polygon(30, 28, 4)]},
+        {"image_id": 2, "category_id": 1, "segmentation": [disc_polygon(30, 25, 12)]},
+        {"image_id": 2, "category_id": 1, "segmentation": [disc_polygon(30, 49, 12)]},
+    ]
+    return write_coco(tmp_path / "ds", [("a.png", 64, 80), ("b.png", 64, 80)], anns)

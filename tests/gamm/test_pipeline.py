@@ -1,0 +1,186 @@
+"""run_gamm end to end: equal to image_maps, resumable, parallel, atomic, strict on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gains.errors import InputError
+from gains.gamm import GammParams, GammStore, image_maps, run_gamm
+from gains.gamm import pipeline as pipeline_mod
+from gains.gamm.coco import load_coco, prepare_image
+from tests.conftest import disc_polygon, write_coco
+
+ISBI = GammParams.for_variant("isbi", target_category=1)
+
+
+def reference(ann_path: Path, params: GammParams) -> dict[int, np.ndarray]:
+    coco = load_coco(ann_path)
+    out = {}
+    for image in coco.images:
+        h, w, inst, _ = prepare_image(coco, image, ann_path.parent / "images")
+        for i, m in zip(inst, image_maps(inst, h, w, params), strict=True):
+            out[i.ann_id] = m.to_dense()
+    return out
+
+
+def test_store_equals_direct_maps_and_export_is_raw_float64(small_coco: Path, tmp_path: Path) -> None:
+    images = small_coco.parent / "images"
+    run = run_gamm(small_coco, images, ISBI, out=tmp_path / "store", export_npy=tmp_path / "npy", raw=True,
+                   precision="float32", progress=False)
+    assert (run.n_images, run.n_maps, run.n_computed_images) == (2, 6, 2)
+    want = reference(small_coco, ISBI)
+    store = GammStore(tmp_path / "store")
+    assert len(store) == 6
+    for ann_id, m in want.items():
+        np.testing.assert_allclose(store.load(ann_id), m, atol=1e-6)
+        exported = np.load(tmp_path / "npy" / f"{ann_id}.npy")
+        assert exported.dtype == np.float64 and exported.shape == (64, 80)
+        np.testing.assert_array_equal(exported, m)
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*gains-partial"))
+
+
+def test_default_mode_sanitises_and_counts(tmp_path: Path) -> None:
+    anns = [{"image_id": 1, "category_id": 1, "segmentation": [disc_polygon(20, 20, 8)]},
+            {"image_id": 2, "category_id": 1, "segmentation": [disc_polygon(20, 20, 8)]},
+            {"image_id": 2, "category_id": 1, "segmentation": [disc_polygon(20, 35, 8)]}]
+    ann = write_coco(tmp_path / "d", [("a.png", 40, 50), ("b.png", 40, 50)], anns)
+    run = run_gamm(ann, ann.parent / "images", ISBI, out=tmp_path / "s", progress=False)
+    assert run.n_nan == 1
+    store = GammStore(tmp_path / "s")
+    assert (store.load(1) == 1.0).all()
+    assert store.manifest["sanitised_nan_maps"] == 1
+    raw = run_gamm(ann, ann.parent / "images", ISBI, out=tmp_path / "r", raw=True, progress=False)
+    assert raw.n_nan == 0 and np.isnan(GammStore(tmp_path / "r").load(1)).all()
+
+
+def test_resume_after_interruption_skips_finished_images(small_coco: Path, tmp_path: Path, monkeypatch) -> None:
+    images = small_coco.parent / "images"
+    calls: list[int] = []
+    original = pipeline_mod._process_image
+
+    def flaky(image):
+        calls.append(image.id)
+        if image.id == 2 and calls.count(2) == 1:
+            raise KeyboardInterrupt
+        return original(image)
+
+    monkeypatch.setattr(pipeline_mod, "_process_image", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_gamm(small_coco, images, ISBI, out=tmp_path / "store", progress=False)
+    assert (tmp_path / "store.partial" / "maps" / "1.npz").exists()
+    assert not (tmp_path / "store").exists()
+    run = run_gamm(small_coco, images, ISBI, out=tmp_path / "store", progress=False)
+    assert calls == [1, 2, 2] and run.n_computed_images == 1 and run.n_maps == 6
+    fresh = run_gamm(small_coco, images, ISBI, out=tmp_path / "fresh", progress=False)
+    a, b = GammStore(tmp_path / "store"), GammStore(fresh.store)
+    for ann_id in range(1, 7):
+        np.testing.assert_array_equal(a.load(ann_id), b.load(ann_id))
+    again = run_gamm(small_coco, images, ISBI, out=tmp_path / "store", progress=False)
+    assert again.up_to_date
+
+
+def test_stale_store_is_refused_then_overwritten(small_coco: Path, tmp_path: Path) -> None:
+    images = small_coco.parent / "images"
+    run_gamm(small_coco, images, ISBI, out=tmp_path / "s", progress=False)
+    other = GammParams.for_variant("isbi", target_category=1, window_size=7)
+    with pytest.raises(InputError, match="params differs"):
+        run_gamm(small_coco, images, other, out=tmp_path / "s", progress=False)
+    GammStore(tmp_path / "s").check(pipeline_mod.StoreKey(
+        ISBI.to_dict(), load_coco(small_coco).sha256, False, "float16", pipeline_mod.__version__))
+    run = run_gamm(small_coco, images, other, out=tmp_path / "s", overwrite=True, progress=False)
+    assert GammStore(tmp_path / "s").manifest["params"]["window_size"] == 7 and run.n_maps == 6
+
+
+def test_two_workers_equal_one(small_coco: Path, tmp_path: Path) -> None:
+    images = small_coco.parent / "images"
+    run_gamm(small_coco, images, ISBI, out=tmp_path / "one", progress=False)
+    run_gamm(small_coco, images, ISBI, out=tmp_path / "two", workers=2, progress=False)
+    for ann_id in range(1, 7):
+        np.testing.assert_array_equal(GammStore(tmp_path / "one").load(ann_id), GammStore(tmp_path / "two").load(ann_id))
+
+
+def test_target_category_defaults_to_smallest_id(small_coco: Path, tmp_path: Path) -> None:
+    run = run_gamm(small_coco, small_coco.parent / "images", GammParams.for_variant("isbi"), out=tmp_path / "s",
+                   progress=False)
+    assert run.params.target_category == 1
+    with pytest.raises(InputError, match="target category 9"):
+        run_gamm(small_coco, small_coco.parent / "images", GammParams.for_variant("isbi", target_category=9),
+                 out=tmp_path / "t", progress=False)
+
+
+def _corrupt(case: str, ann: Path) -> str:
+    """Break a copy of the small dataset; returns the text the error must contain."""
+    doc = json.loads(ann.read_text())
+    images = ann.parent / "images"
+    if case == "missing image":
+        (images / "b.png").unlink()
+        return "b.png: image file not found"
+    if case == "unreadable image":
+        (images / "b.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+        return "b.png: unreadable image"
+    if case == "size mismatch":
+        Image.fromarray(np.zeros((30, 30), dtype=np.uint8)).save(images / "b.png")
+        return "image 2:"
+    if case == "bad json":
+        ann.write_text("{not json")
+        return "not valid JSON"
+    if case == "degenerate polygon":
+        doc["annotations"][4]["segmentation"] = [[1, 1, 2, 2, 3, 3]]
+        msg = "annotation 5 (image 2): degenerate polygon"
+    elif case == "malformed polygon":
+        doc["annotations"][4]["segmentation"] = [[1, 1, 2]]
+        msg = "annotation 5 (image 2): polygon needs"
+    elif case == "empty mask":
+        doc["annotations"][4]["segmentation"] = [[200, 200, 210, 200, 210, 210]]
+        msg = "annotation 5 (image 2): empty mask"
+    elif case == "duplicate id":
+        doc["annotations"][4]["id"] = 1
+        msg = "annotation 1: duplicate annotation id"
+    elif case == "unknown category":
+        doc["annotations"][4]["category_id"] = 7
+        msg = "annotation 5: unknown category_id 7"
+    elif case == "missing image entry":
+        doc["annotations"][4]["image_id"] = 9
+        msg = "annotation 5: image_id 9 is not in 'images'"
+    elif case == "path escape":
+        doc["images"][1]["file_name"] = "../../etc/passwd"
+        msg = "escapes the image folder"
+    else:
+        raise AssertionError(case)
+    ann.write_text(json.dumps(doc))
+    return msg
+
+
+BAD = ["missing image", "unreadable image", "size mismatch", "bad json", "degenerate polygon", "malformed polygon",
+       "empty mask", "duplicate id", "unknown category", "missing image entry", "path escape"]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_fails_with_one_line_and_leaves_nothing(case: str, small_coco: Path, tmp_path: Path) -> None:
+    work = tmp_path / "copy"
+    shutil.copytree(small_coco.parent, work)
+    ann = work / "annotations.json"
+    msg = _corrupt(case, ann)
+    with pytest.raises(InputError) as err:
+        run_gamm(ann, work / "images", ISBI, out=tmp_path / "store", export_npy=tmp_path / "npy", progress=False)
+    text = str(err.value)
+    assert msg in text and "\n" not in text
+    assert str(ann) in text or "b.png" in text
+    assert not (tmp_path / "store").exists() and not (tmp_path / "store.partial").exists()
+    assert not (tmp_path / "npy").exists() or not any((tmp_path / "npy").iterdir())
+
+
+def test_skip_invalid_counts_and_keeps_the_rest(small_coco: Path, tmp_path: Path) -> None:
+    doc = json.loads(small_coco.read_text())
+    doc["annotations"][4]["segmentation"] = [[1, 1, 2, 2, 3, 3]]
+    small_coco.write_text(json.dumps(doc))
+    run = run_gamm(small_coco, small_coco.parent / "images", ISBI, out=tmp_path / "s", skip_invalid=True,
+                   progress=False)
+    assert len(run.skipped) == 1 and "annotation 5" in run.skipped[0]
+    assert run.n_maps == 5 and 5 not in GammStore(tmp_path / "s")

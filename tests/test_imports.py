@@ -1,0 +1,45 @@
+"""Imports run downhill (design.md): gamm never imports torch or the layers above it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "gains"
+
+# package -> modules it must never import
+FORBIDDEN = {
+    "gamm": ("torch", "torchvision", "gains.data", "gains.models", "gains.engine", "gains.evaluation",
+             "gains.inference", "gains.visualize", "gains.cli", "gains.report"),
+    "data": ("gains.models", "gains.engine", "gains.evaluation", "gains.inference", "gains.visualize", "gains.cli"),
+}
+LEAVES = {"errors.py": ("gains.",), "atomic.py": ("gains.",), "imageio.py": ("gains.gamm", "gains.data", "torch")}
+
+
+def imported_names(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_packages_import_downhill_only() -> None:
+    problems = []
+    for pkg, banned in FORBIDDEN.items():
+        for file in (SRC / pkg).rglob("*.py"):
+            for name in imported_names(file):
+                if any(name == b or name.startswith(b + ".") for b in banned):
+                    problems.append(f"{file.relative_to(SRC)} imports {name}")
+    for leaf, banned in LEAVES.items():
+        for name in imported_names(SRC / leaf):
+            if any(name.startswith(b) for b in banned) and name != "gains.errors":
+                problems.append(f"{leaf} imports {name}")
+    assert not problems, problems
+
+
+def test_scan_sees_real_imports() -> None:
+    assert "numpy" in imported_names(SRC / "gamm" / "maps.py")
+    assert "gains.gamm.kernels" in imported_names(SRC / "gamm" / "maps.py")
