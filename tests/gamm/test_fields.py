@@ -42,6 +42,6 @@ def test_geometry_centroid_direction_and_sentinel() -> None:
         fh, fw = geo.frame_shape
         np.testing.assert_array_equal(geo.direction(factor), want[geo.fy0:geo.fy0 + fh, geo.fx0:geo.fx0 + fw])
     # anchors whose window touches the mask: rows 4..14, cols 16..30
-    touching = np.argwhere(geo.count > 0) + [geo.fy0, geo.fx0]
+    touching = np.argwhere(geo.count > 0) + np.array([geo.fy0, geo.fx0])
     assert touching[:, 0].min() == 8 - ws + 1 and touching[:, 0].max() == 14
     assert touching[:, 1].min() == 20 - ws + 1 and touching[:, 1].max() == 30

@@ -102,7 +102,8 @@ def test_two_workers_equal_one(small_coco: Path, tmp_path: Path) -> None:
     run_gamm(small_coco, images, ISBI, out=tmp_path / "one", progress=False)
     run_gamm(small_coco, images, ISBI, out=tmp_path / "two", workers=2, progress=False)
     for ann_id in range(1, 7):
-        np.testing.assert_array_equal(GammStore(tmp_path / "one").load(ann_id), GammStore(tmp_path / "two").load(ann_id))
+        one, two = GammStore(tmp_path / "one"), GammStore(tmp_path / "two")
+        np.testing.assert_array_equal(one.load(ann_id), two.load(ann_id))
 
 
 def test_target_category_defaults_to_smallest_id(small_coco: Path, tmp_path: Path) -> None:
