@@ -18,6 +18,7 @@ import numpy as np
 
 from gains.atomic import atomic_write
 from gains.errors import InputError
+from gains.gamm.raster import MaskCrop, tight_crop
 
 
 @dataclass
@@ -27,31 +28,55 @@ class Sample:
     Attributes:
         file_name: path under ``images/``.
         image: pixels (H, W) or (H, W, C), uint8 or uint16.
-        masks: per-instance bool (H, W) masks (may overlap).
+        masks: per-instance bool (H, W) masks or tight ``MaskCrop``s (may overlap).
         category_ids: per-instance COCO category ids.
         extra: per-instance dicts merged into each annotation (e.g. CTO relations).
     """
 
     file_name: str
     image: np.ndarray
-    masks: Sequence[np.ndarray]
+    masks: Sequence[np.ndarray | MaskCrop]
     category_ids: Sequence[int]
     extra: Sequence[dict[str, Any]] = field(default_factory=list)
 
 
-def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
-    """Compressed COCO RLE of a bool (H, W) mask, counts as a str (JSON-ready)."""
+def crop_to_rle(crop: MaskCrop, height: int, width: int) -> dict[str, Any]:
+    """Compressed COCO RLE (counts as str, JSON-ready) of a mask crop placed in a (height, width) image.
+
+    Only the crop's columns are materialised (full height), so the cost does not grow with the image.
+    """
     from pycocotools import mask as mask_utils
 
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+    cols = np.zeros((height, crop.mask.shape[1]), dtype=bool)
+    cols[crop.y0 : crop.y1] = crop.mask
+    flat = cols.ravel(order="F")
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate(([0], change, [flat.size]))
+    runs = np.diff(bounds).tolist()
+    if flat[0]:  # RLE starts with a run of zeros
+        runs.insert(0, 0)
+    runs[0] += crop.x0 * height
+    tail = (width - crop.x1) * height
+    if tail:
+        if len(runs) % 2 == 1:  # last run is zeros: extend it
+            runs[-1] += tail
+        else:
+            runs.append(tail)
+    rle = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
 
 
-def mask_bbox(mask: np.ndarray) -> list[float]:
-    """COCO xywh box of a non-empty bool mask: [x0, y0, x1 - x0, y1 - y0] with x1, y1 exclusive."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1 - cols[0]), float(rows[-1] + 1 - rows[0])]
+def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
+    """Compressed COCO RLE of a bool (H, W) mask, counts as a str (JSON-ready)."""
+    crop = tight_crop(np.asarray(mask, dtype=bool))
+    if crop is None:
+        raise ValueError("empty mask")
+    return crop_to_rle(crop, *mask.shape)
+
+
+def crop_bbox(crop: MaskCrop) -> list[float]:
+    """COCO xywh box of a mask crop: [x0, y0, x1 - x0, y1 - y0] with x1, y1 exclusive."""
+    return [float(crop.x0), float(crop.y0), float(crop.x1 - crop.x0), float(crop.y1 - crop.y0)]
 
 
 def _write_image(path: Path, image: np.ndarray) -> None:
@@ -89,13 +114,17 @@ def write_dataset(
             images.append({"id": image_id, "file_name": sample.file_name, "height": h, "width": w})
             extras = list(sample.extra) or [{} for _ in sample.masks]
             for mask, cat, extra in zip(sample.masks, sample.category_ids, extras, strict=True):
-                if mask.shape != (h, w):
-                    raise InputError(f"{sample.file_name}: mask of shape {mask.shape} for a {h}x{w} image")
-                if not mask.any():
-                    raise InputError(f"{sample.file_name}: empty instance mask (category {cat})")
+                if not isinstance(mask, MaskCrop):
+                    if mask.shape != (h, w):
+                        raise InputError(f"{sample.file_name}: mask of shape {mask.shape} for a {h}x{w} image")
+                    mask = tight_crop(np.asarray(mask, dtype=bool))
+                    if mask is None:
+                        raise InputError(f"{sample.file_name}: empty instance mask (category {cat})")
+                elif mask.y1 > h or mask.x1 > w:
+                    raise InputError(f"{sample.file_name}: instance mask reaches outside the {h}x{w} image")
                 anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": int(cat),
-                             "segmentation": mask_to_rle(mask), "bbox": mask_bbox(mask),
-                             "area": int(np.count_nonzero(mask)), "iscrowd": 0, **extra})
+                             "segmentation": crop_to_rle(mask, h, w), "bbox": crop_bbox(mask),
+                             "area": mask.area, "iscrowd": 0, **extra})
         doc = {"info": info or {}, "images": images, "annotations": anns, "categories": list(categories)}
         atomic_write(tmp / "annotations.json", lambda fh: fh.write(json.dumps(doc).encode()))
         if out.exists():

@@ -37,7 +37,7 @@ def window_stats(geo: Geometry, th: np.ndarray, ws: int) -> WindowStats:
     refine_small(d1, v1, touch, [(th, None)], ws)
     with np.errstate(invalid="ignore", divide="ignore"):
         d2, v2 = std_from_moments(s[2], s[3], geo.count)
-    refine_small(d2, v2, touch, [(th, m)], ws)
+    refine_small(d2, v2, geo.count > 1, [(th, m)], ws)  # one value: the moments give exactly 0
     return WindowStats(touch, d1, d2, s[2], s[3])
 
 
@@ -86,7 +86,7 @@ def inter_statistic(
         if use_e2:
             n = gi.count[ri, ci] + gk.count[rk, ck]
             e2, v2 = std_from_moments(si.s1m[ri, ci] + sk.s1m[rk, ck], si.s2m[ri, ci] + sk.s2m[rk, ck], n)
-            refine_small(e2, v2, present, [(th_i, gi.mask[fi]), (th_k, gk.mask[fk])], ws)
+            refine_small(e2, v2, present & (n > 1), [(th_i, gi.mask[fi]), (th_k, gk.mask[fk])], ws)
             np.minimum(e, e2, out=e)
         sub = total[ri, ci]
         sub[present] += e[present] - absent[ri, ci][present]
@@ -106,10 +106,10 @@ def paint(d: np.ndarray, geo: Geometry, height: int, width: int, ws: int, offset
         n = d.shape[axis]
         lo = 0 if a0 == 0 else a0 + offset
         hi = size if a0 + n - 1 == size - ws else a0 + n + offset
-        idx = np.clip(np.arange(lo, hi) - offset, 0, size - ws) - a0
+        idx = np.minimum(np.maximum(np.arange(lo - offset, hi - offset), 0), size - ws) - a0
         out.append((lo, idx))
     (y0, ri), (x0, ci) = out
-    return y0, x0, d[np.ix_(ri, ci)]
+    return y0, x0, d.take(ri, axis=0).take(ci, axis=1)
 
 
 def mask_overlap(a: MaskCrop, b: MaskCrop) -> tuple[int, int, np.ndarray] | None:

@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 import time
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -161,7 +161,7 @@ def _run_jobs(job: _Job, images: list[CocoImage], workers: int, progress: bool) 
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(job,)) as pool:
             pending: set[Future[list[str]]] = {pool.submit(_process_image, im) for im in images}
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     if fut.exception() is not None:
                         for p in pending:

@@ -1,0 +1,99 @@
+"""Kaggle DSB2018 folders -> the canonical form.
+
+Layout: ``<root>/<ImageId>/images/<ImageId>.png`` (RGBA, alpha dropped) and
+``<root>/<ImageId>/masks/*.png`` (one binary 0/255 PNG per nucleus, image resolution). Category 1
+``nucleus``. Images are taken in sorted id order, masks in sorted file-name order.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from gains.data.canonical import Sample, write_dataset
+from gains.errors import InputError
+from gains.gamm.raster import tight_crop
+from gains.imageio import read_image
+
+CATEGORIES = [{"id": 1, "name": "nucleus"}]
+
+
+def read_subset(path: str | Path) -> list[str]:
+    """Image ids listed one per line (blank lines and ``#`` comments ignored)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read subset list ({exc.strerror})") from exc
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def read_sample(folder: str | Path) -> Sample:
+    """One DSB2018 image folder as a Sample (RGB uint8 image, tight mask crops).
+
+    Raises:
+        InputError: missing image, no masks, a mask of another size, an empty or non-binary mask.
+    """
+    folder = Path(folder)
+    image_id = folder.name
+    image = read_image(folder / "images" / f"{image_id}.png")
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    image = np.ascontiguousarray(image[..., :3])
+    mask_files = sorted((folder / "masks").glob("*.png"))
+    if not mask_files:
+        raise InputError(f"{folder / 'masks'}: no mask PNG")
+    crops = []
+    for f in mask_files:
+        m = read_image(f)
+        if m.ndim == 3:
+            m = m[..., 0]
+        if m.shape != image.shape[:2]:
+            raise InputError(f"{f}: mask is {m.shape[0]}x{m.shape[1]} but the image is "
+                             f"{image.shape[0]}x{image.shape[1]}")
+        values = np.unique(m)
+        if values.size > 2:
+            raise InputError(f"{f}: mask is not binary ({values.size} distinct values)")
+        crop = tight_crop(m > 0)
+        if crop is None:
+            raise InputError(f"{f}: empty mask")
+        crops.append(crop)
+    return Sample(f"{image_id}.png", image, crops, [1] * len(crops))
+
+
+def convert_dsb2018(root: str | Path, out: str | Path, subset: str | Path | None = None, workers: int = 1,
+                    overwrite: bool = False, progress: bool = True) -> Path:
+    """Convert a DSB2018 stage1 folder (optionally only the ids of a subset file); returns annotations.json."""
+    from tqdm import tqdm
+
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder")
+    ids = sorted(p.name for p in root.iterdir() if (p / "images").is_dir())
+    if subset is not None:
+        wanted = read_subset(subset)
+        missing = sorted(set(wanted) - set(ids))
+        if missing:
+            raise InputError(f"{subset}: image id {missing[0]} is not a folder of {root}")
+        ids = [i for i in ids if i in set(wanted)]
+    if not ids:
+        raise InputError(f"{root}: no <id>/images/<id>.png folders")
+    folders = [root / i for i in ids]
+    bar = tqdm(total=len(folders), unit="img", desc="dsb2018", disable=not progress, dynamic_ncols=True)
+
+    def samples():
+        if workers <= 1:
+            for f in folders:
+                yield read_sample(f)
+                bar.update(1)
+            return
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for sample in pool.map(read_sample, folders, chunksize=4):
+                yield sample
+                bar.update(1)
+
+    try:
+        return write_dataset(out, samples(), CATEGORIES, info={"source": f"DSB2018 {root}"}, overwrite=overwrite)
+    finally:
+        bar.close()
