@@ -108,6 +108,32 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="convert a dataset layout into the canonical form",
+                       description="Convert a dataset into the canonical form: annotations.json (COCO, RLE) + images/.")
+    kinds = p.add_subparsers(dest="layout", required=True)
+    d = kinds.add_parser("dsb2018", help="Kaggle DSB2018 folders: <id>/images/<id>.png + <id>/masks/*.png")
+    d.add_argument("root", type=Path, help="the stage1_train folder")
+    d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--subset", type=Path, help="text file of image ids to keep, one per line")
+    d.add_argument("--workers", type=int, default=1)
+    d.add_argument("--overwrite", action="store_true")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=_cmd_convert_dsb2018)
+
+
+def _cmd_convert_dsb2018(args: argparse.Namespace) -> int:
+    import json
+
+    from gains.data.dsb2018 import convert_dsb2018
+
+    path = convert_dsb2018(args.root, args.out, subset=args.subset, workers=args.workers, overwrite=args.overwrite,
+                           progress=not args.quiet)
+    doc = json.loads(path.read_text())
+    print(f"wrote {len(doc['images'])} images and {len(doc['annotations'])} instances to {path.parent}")
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job end to end on generated data",
                        description="Synthesise scenes, compute their GA maps and write previews.")
@@ -134,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_gamm(sub)
     _add_synth(sub)
+    _add_convert(sub)
     _add_demo(sub)
     return parser
 
