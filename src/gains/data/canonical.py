@@ -19,6 +19,7 @@ import numpy as np
 from gains.atomic import atomic_write
 from gains.errors import InputError
 from gains.gamm.raster import MaskCrop, tight_crop
+from gains.imageio import image_size
 
 
 @dataclass
@@ -27,17 +28,19 @@ class Sample:
 
     Attributes:
         file_name: path under ``images/``.
-        image: pixels (H, W) or (H, W, C), uint8 or uint16.
+        image: pixels (H, W) or (H, W, C), uint8 or uint16; None when ``source`` is given.
         masks: per-instance bool (H, W) masks or tight ``MaskCrop``s (may overlap).
         category_ids: per-instance COCO category ids.
         extra: per-instance dicts merged into each annotation (e.g. CTO relations).
+        source: an image file copied byte for byte instead of encoding ``image``.
     """
 
     file_name: str
-    image: np.ndarray
+    image: np.ndarray | None
     masks: Sequence[np.ndarray | MaskCrop]
     category_ids: Sequence[int]
     extra: Sequence[dict[str, Any]] = field(default_factory=list)
+    source: Path | None = None
 
 
 def crop_to_rle(crop: MaskCrop, height: int, width: int) -> dict[str, Any]:
@@ -109,8 +112,13 @@ def write_dataset(
     try:
         images, anns = [], []
         for image_id, sample in enumerate(samples, start=1):
-            h, w = sample.image.shape[:2]
-            _write_image(tmp / "images" / sample.file_name, sample.image)
+            if sample.source is not None:
+                h, w = image_size(sample.source)
+                (tmp / "images" / sample.file_name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(sample.source, tmp / "images" / sample.file_name)
+            else:
+                h, w = sample.image.shape[:2]
+                _write_image(tmp / "images" / sample.file_name, sample.image)
             images.append({"id": image_id, "file_name": sample.file_name, "height": h, "width": w})
             extras = list(sample.extra) or [{} for _ in sample.masks]
             for mask, cat, extra in zip(sample.masks, sample.category_ids, extras, strict=True):
