@@ -86,3 +86,14 @@ def to_display(image: np.ndarray) -> np.ndarray:
         img = np.repeat(img, 3, axis=-1)
     lo, hi = float(img.min()), float(img.max())
     return (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+
+
+def encode_tiff(array: np.ndarray) -> bytes:
+    """TIFF bytes of an array (full bit depth), for atomic writes."""
+    import io
+
+    import tifffile
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, array)
+    return buf.getvalue()

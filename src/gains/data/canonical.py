@@ -19,7 +19,7 @@ import numpy as np
 from gains.atomic import atomic_write
 from gains.errors import InputError
 from gains.gamm.raster import MaskCrop, tight_crop
-from gains.imageio import image_size
+from gains.imageio import encode_tiff, image_size
 
 
 @dataclass
@@ -84,9 +84,8 @@ def crop_bbox(crop: MaskCrop) -> list[float]:
 
 def _write_image(path: Path, image: np.ndarray) -> None:
     if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        atomic_write(path, lambda fh: tifffile.imwrite(fh, image))
+        payload = encode_tiff(image)
+        atomic_write(path, lambda fh: fh.write(payload))
         return
     from PIL import Image
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from gains.data.canonical import Sample, write_dataset
+from gains.data.folders import read_binary_mask
 from gains.errors import InputError
-from gains.gamm.raster import tight_crop
 from gains.imageio import read_image
 
 CATEGORIES = [{"id": 1, "name": "nucleus"}]
@@ -30,7 +30,7 @@ def read_subset(path: str | Path) -> list[str]:
 
 
 def read_sample(folder: str | Path) -> Sample:
-    """One DSB2018 image folder as a Sample (RGB uint8 image, tight mask crops).
+    """One DSB2018 image folder as a Sample: RGB uint8 image (alpha dropped), tight mask crops.
 
     Raises:
         InputError: missing image, no masks, a mask of another size, an empty or non-binary mask.
@@ -44,21 +44,7 @@ def read_sample(folder: str | Path) -> Sample:
     mask_files = sorted((folder / "masks").glob("*.png"))
     if not mask_files:
         raise InputError(f"{folder / 'masks'}: no mask PNG")
-    crops = []
-    for f in mask_files:
-        m = read_image(f)
-        if m.ndim == 3:
-            m = m[..., 0]
-        if m.shape != image.shape[:2]:
-            raise InputError(f"{f}: mask is {m.shape[0]}x{m.shape[1]} but the image is "
-                             f"{image.shape[0]}x{image.shape[1]}")
-        values = np.unique(m)
-        if values.size > 2:
-            raise InputError(f"{f}: mask is not binary ({values.size} distinct values)")
-        crop = tight_crop(m > 0)
-        if crop is None:
-            raise InputError(f"{f}: empty mask")
-        crops.append(crop)
+    crops = [read_binary_mask(f, image.shape[:2]) for f in mask_files]
     return Sample(f"{image_id}.png", image, crops, [1] * len(crops))
 
 

@@ -1,0 +1,71 @@
+"""Canonical dataset -> label images or one-folder-per-image masks (the reverse of the converters)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from gains.atomic import atomic_write
+from gains.data.stats import pair_relation
+from gains.errors import InputError
+from gains.gamm.coco import load_coco, resolve_image
+from gains.gamm.raster import segmentation_to_crop
+from gains.imageio import encode_tiff, image_size
+
+
+def export_dataset(folder: str | Path, to: str, out: str | Path, overwrite: bool = False) -> Path:
+    """Write ``out/labels/<stem>.tif`` (+ ``out/images/``) or ``out/<stem>/{images,masks}/``.
+
+    Label images are uint16 (uint32 beyond 65,535 instances), instance k of an image = value k in file
+    order. Masks are 0/255 PNGs named ``<annotation id>.png``.
+
+    Raises:
+        InputError: ``to`` is unknown, ``out`` is not empty, or (labels) two instances overlap: a label
+            image cannot hold them.
+    """
+    from PIL import Image
+
+    if to not in ("labels", "masks"):
+        raise InputError(f"unknown export format {to!r}; expected labels or masks")
+    folder, out = Path(folder), Path(out)
+    coco = load_coco(folder / "annotations.json")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"{out}: folder exists and is not empty (pass --overwrite to replace it)")
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for image in coco.images:
+            src = resolve_image(folder / "images", image.file_name, f"{coco.path}: image {image.id}")
+            h, w = image_size(src)
+            anns = coco.anns_by_image[image.id]
+            crops = [segmentation_to_crop(a["segmentation"], h, w) for a in anns]
+            stem = Path(image.file_name).stem
+            if to == "labels":
+                for i in range(len(crops)):
+                    for j in range(i + 1, len(crops)):
+                        if pair_relation(crops[i], crops[j]) == "overlap":
+                            raise InputError(f"{coco.path}: image {image.id}: annotations {anns[i]['id']} and "
+                                             f"{anns[j]['id']} overlap; a label image cannot hold overlapping "
+                                             "instances (use --to masks)")
+                label = np.zeros((h, w), dtype=np.uint16 if len(crops) < 65536 else np.uint32)
+                for k, c in enumerate(crops, start=1):
+                    label[c.y0 : c.y1, c.x0 : c.x1][c.mask] = k
+                payload = encode_tiff(label)
+                atomic_write(tmp / "labels" / f"{stem}.tif", lambda fh, b=payload: fh.write(b))
+                dest = tmp / "images" / Path(image.file_name).name
+            else:
+                for a, c in zip(anns, crops, strict=True):
+                    png = Image.fromarray((c.to_dense(h, w) * 255).astype(np.uint8))
+                    atomic_write(tmp / stem / "masks" / f"{a['id']}.png", lambda fh, p=png: p.save(fh, format="PNG"))
+                dest = tmp / stem / "images" / Path(image.file_name).name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
