@@ -40,7 +40,7 @@ def test_labels_keep_full_bit_depth_and_sparse_ids(fmt: str, tmp_path: Path) -> 
         Image.fromarray(label).save(tmp_path / "lab" / "a.png")
     else:
         tifffile.imwrite(tmp_path / "lab" / "a.tif", label)
-    doc, masks = decode_all(convert_labels(tmp_path / "img", tmp_path / "lab", tmp_path / "out"))
+    _, masks = decode_all(convert_labels(tmp_path / "img", tmp_path / "lab", tmp_path / "out"))
     assert len(masks) == 2
     np.testing.assert_array_equal(masks[0], label == ids[0])
     np.testing.assert_array_equal(masks[1], label == ids[1])
