@@ -1,0 +1,161 @@
+"""The torch Dataset over a canonical (or any COCO) file: images, masks, boxes and GA maps.
+
+``InstanceDataset(annotations, ...)[i]`` returns ``(image, target)`` in torchvision's detection form
+(see ``transforms`` for the contract) with ``ga_maps`` float32 [N, H, W]: from a GA-map store when
+one matches the annotations and parameters, else computed on the fly with GAMM and cached on disk
+(the cache folder name holds a hash of the annotations, parameters and package version, so a stale
+cache is never read). Without GAMM parameters every map is all-ones. Category ids map to contiguous
+labels 1..C in sorted id order (``category_to_label`` / ``label_to_category``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gains import __version__
+from gains.atomic import atomic_write
+from gains.data.transforms import refresh
+from gains.errors import InputError
+from gains.gamm import GammParams, GammStore, image_maps
+from gains.gamm.coco import CocoAnnotations, load_coco, prepare_image, resolve_image
+from gains.gamm.raster import segmentation_to_crop
+from gains.gamm.store import decode_map, encode_image_maps
+from gains.imageio import read_image
+
+
+def image_to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """Float32 Tensor[3, H, W] in [0, 1]: integer images scaled by their dtype's maximum, grey replicated,
+    alpha and extra channels dropped (the first three kept)."""
+    img = np.asarray(pixels)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.dtype.kind in "ui":
+        img = img.astype(np.float32) / float(np.iinfo(img.dtype).max)
+    else:
+        img = np.clip(img.astype(np.float32), 0.0, 1.0)
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    elif img.shape[-1] == 2:
+        img = np.concatenate([img, img[..., :1]], axis=-1)
+    return torch.from_numpy(np.ascontiguousarray(img[..., :3].transpose(2, 0, 1)))
+
+
+class InstanceDataset(torch.utils.data.Dataset):
+    """(image, target) pairs of a COCO instances file; see the module docstring.
+
+    Args:
+        annotations: COCO JSON (canonical ``annotations.json`` or a split file).
+        images: image folder (default: ``images/`` beside the JSON).
+        gamm: GAMM parameters for the maps; None gives all-ones maps.
+        ga_store: a store made by ``gains gamm``; used when its manifest matches (else InputError).
+        cache_dir: where on-the-fly maps are cached (default ``<json folder>/.gains_cache``); None in
+            ``ga_store``'s absence and ``cache=False`` computes maps every time.
+        transforms: a paired transform ``(image, target) -> (image, target)``.
+        keep_empty: keep images without annotations (False filters them out).
+    """
+
+    def __init__(self, annotations: str | Path, images: str | Path | None = None, gamm: GammParams | None = None,
+                 ga_store: str | Path | None = None, cache_dir: str | Path | None = None, cache: bool = True,
+                 transforms: Callable[..., tuple[torch.Tensor, dict[str, Any]]] | None = None,
+                 keep_empty: bool = True) -> None:
+        self.coco: CocoAnnotations = load_coco(annotations)
+        self.images_dir = Path(images) if images is not None else self.coco.path.parent / "images"
+        self.transforms = transforms
+        cats = sorted(self.coco.category_ids)
+        self.category_to_label = {c: i + 1 for i, c in enumerate(cats)}
+        self.label_to_category = {i + 1: c for i, c in enumerate(cats)}
+        self.category_names = {c["id"]: c.get("name", str(c["id"])) for c in self.coco.categories}
+        self.images = [im for im in self.coco.images if keep_empty or self.coco.anns_by_image[im.id]]
+        if gamm is not None and gamm.target_category is None:
+            gamm = replace(gamm, target_category=min(cats, default=1))
+        self.gamm = gamm
+        self.store = self._open_store(ga_store) if ga_store is not None else None
+        self.cache_dir = None
+        if gamm is not None and self.store is None and cache:
+            base = Path(cache_dir) if cache_dir is not None else self.coco.path.parent / ".gains_cache"
+            key = json.dumps([self.coco.sha256, gamm.to_dict(), __version__], sort_keys=True)
+            self.cache_dir = base / f"{gamm.tag}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+    def _open_store(self, path: str | Path) -> GammStore:
+        store = GammStore(path)
+        m = store.manifest
+        accepted = {self.coco.sha256}
+        info = json.loads(self.coco.path.read_text()).get("info") or {}
+        if info.get("split_of_sha256"):
+            accepted.add(info["split_of_sha256"])
+        if m.get("annotations_sha256") not in accepted:
+            raise InputError(f"{path}: GA-map store was made from other annotations than {self.coco.path}")
+        if self.gamm is None or m.get("params") != self.gamm.to_dict():
+            raise InputError(f"{path}: GA-map store parameters {m.get('params')} differ from "
+                             f"{self.gamm.to_dict() if self.gamm else None}")
+        if m.get("version") != __version__ or m.get("raw"):
+            raise InputError(f"{path}: GA-map store is raw or from gains {m.get('version')}; recompute it")
+        return store
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _maps(self, index: int, anns: list[dict[str, Any]], height: int, width: int) -> np.ndarray:
+        """GA maps [N, H, W] of the image's annotations (file order)."""
+        n = len(anns)
+        if self.gamm is None or n == 0:
+            return np.ones((n, height, width), dtype=np.float32)
+        image = self.images[index]
+        if self.store is not None:
+            return np.stack([self.store.load(a["id"]) for a in anns])
+        cached = self.cache_dir / f"{image.id}.npz" if self.cache_dir is not None else None
+        if cached is not None and cached.exists():
+            with np.load(cached) as z:
+                arrays = {k: z[k] for k in z.files}
+        else:
+            h, w, instances, _ = prepare_image(self.coco, image, self.images_dir)
+            maps = [m.sanitised() for m in image_maps(instances, h, w, self.gamm)]
+            arrays = encode_image_maps([a["id"] for a in anns], maps, "float32")
+            if cached is not None:
+                atomic_write(cached, lambda fh: np.savez_compressed(fh, **arrays))
+        return np.stack([decode_map(arrays, j, height, width) for j in range(n)])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        image = self.images[index]
+        where = f"{self.coco.path}: image {image.id}"
+        pixels = read_image(resolve_image(self.images_dir, image.file_name, where))
+        height, width = pixels.shape[:2]
+        if image.height is not None and (image.height, image.width) != (height, width):
+            raise InputError(f"{where}: file is {height}x{width} but the JSON says {image.height}x{image.width}")
+        anns = self.coco.anns_by_image[image.id]
+        masks = np.zeros((len(anns), height, width), dtype=np.uint8)
+        for j, a in enumerate(anns):
+            try:
+                crop = segmentation_to_crop(a["segmentation"], height, width)
+            except ValueError as exc:
+                raise InputError(f"{self.coco.path}: annotation {a['id']}: {exc}") from exc
+            if crop is None:
+                raise InputError(f"{self.coco.path}: annotation {a['id']}: empty mask")
+            masks[j, crop.y0 : crop.y1, crop.x0 : crop.x1] = crop.mask
+        target = {
+            "masks": torch.from_numpy(masks),
+            "ga_maps": torch.from_numpy(self._maps(index, anns, height, width)),
+            "labels": torch.tensor([self.category_to_label[a["category_id"]] for a in anns], dtype=torch.int64),
+            "iscrowd": torch.tensor([int(a.get("iscrowd", 0)) for a in anns], dtype=torch.int64),
+            "annotation_ids": torch.tensor([a["id"] for a in anns], dtype=torch.int64),
+            "image_id": torch.tensor(image.id, dtype=torch.int64),
+        }
+        target = refresh(target)
+        tensor = image_to_tensor(pixels)
+        if self.transforms is not None:
+            tensor, target = self.transforms(tensor, target)
+        return tensor, target
+
+
+def collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+    """Detection batches stay lists (images differ in size)."""
+    images, targets = zip(*batch, strict=True)
+    return list(images), list(targets)
