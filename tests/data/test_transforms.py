@@ -96,4 +96,4 @@ def test_compose_and_photometric_jitter_leave_targets_alone() -> None:
     image, target = scene()
     out_img, out = Compose([PhotometricJitter(0.2, 0.3, 0.3)])(image, target)
     assert out is target and out_img.shape == image.shape
-    assert 0.0 <= float(out_img.min()) and float(out_img.max()) <= 1.0 and not torch.equal(out_img, image)
+    assert float(out_img.min()) >= 0.0 and float(out_img.max()) <= 1.0 and not torch.equal(out_img, image)

@@ -6,8 +6,8 @@ holds ``masks`` uint8 [N, H, W], ``ga_maps`` float32 [N, H, W], ``boxes`` float3
 per-instance ``labels``, ``area``, ``iscrowd``, ``annotation_ids``. Geometric transforms recompute
 boxes and areas from the transformed masks, so they always agree; instances whose mask vanishes
 (downscaling) are dropped with all their fields. GA maps are resized bilinearly (align_corners=False),
-masks with nearest neighbour at pixel centres ("nearest-exact", the same sampling grid). Randomness comes from torch's global generator (seed it, or let
-DataLoader seed its workers).
+masks with nearest neighbour at pixel centres ("nearest-exact", the same sampling grid).
+Randomness comes from torch's global generator (seed it, or let DataLoader seed its workers).
 """
 
 from __future__ import annotations
@@ -87,8 +87,10 @@ class ResizeShortestEdge:
         image = F.interpolate(image[None], size=(oh, ow), mode="bilinear", align_corners=False)[0].clamp(0, 1)
         out = dict(target)
         if target["masks"].shape[0]:
-            out["masks"] = F.interpolate(target["masks"][None].float(), size=(oh, ow), mode="nearest-exact")[0].to(torch.uint8)
-            out["ga_maps"] = F.interpolate(target["ga_maps"][None], size=(oh, ow), mode="bilinear", align_corners=False)[0]
+            masks = F.interpolate(target["masks"][None].float(), size=(oh, ow), mode="nearest-exact")[0]
+            out["masks"] = masks.to(torch.uint8)
+            out["ga_maps"] = F.interpolate(target["ga_maps"][None], size=(oh, ow), mode="bilinear",
+                                           align_corners=False)[0]
         else:
             out["masks"] = torch.zeros((0, oh, ow), dtype=torch.uint8)
             out["ga_maps"] = torch.zeros((0, oh, ow), dtype=torch.float32)
