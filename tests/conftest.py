@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GAINS_SHARED", ROOT.parent / "shared"))
@@ -29,8 +30,6 @@ def disc_polygon(cy: float, cx: float, r: float, n: int = 48) -> list[float]:
 
 def write_coco(folder: Path, images: list[tuple[str, int, int]], anns: list[dict], categories=None) -> Path:
     """Write blank PNG images and a COCO JSON; ``anns`` need image_id/category_id/segmentation (ids added)."""
-    from PIL import Image
-
     (folder / "images").mkdir(parents=True, exist_ok=True)
     doc_images = []
     for i, (name, h, w) in enumerate(images, start=1):
@@ -56,3 +55,51 @@ def small_coco(tmp_path: Path) -> Path:
         {"image_id": 2, "category_id": 1, "segmentation": [disc_polygon(30, 49, 12)]},
     ]
     return write_coco(tmp_path / "ds", [("a.png", 64, 80), ("b.png", 64, 80)], anns)
+
+
+BAD_INPUTS = ["missing image", "unreadable image", "size mismatch", "bad json", "degenerate polygon",
+              "malformed polygon", "empty mask", "duplicate id", "unknown category", "missing image entry",
+              "path escape"]
+
+
+def corrupt_dataset(case: str, ann: Path) -> str:
+    """Break a copy of the small dataset; returns the text the error must contain."""
+    doc = json.loads(ann.read_text())
+    images = ann.parent / "images"
+    if case == "missing image":
+        (images / "b.png").unlink()
+        return "b.png: image file not found"
+    if case == "unreadable image":
+        (images / "b.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+        return "b.png: unreadable image"
+    if case == "size mismatch":
+        Image.fromarray(np.zeros((30, 30), dtype=np.uint8)).save(images / "b.png")
+        return "image 2:"
+    if case == "bad json":
+        ann.write_text("{not json")
+        return "not valid JSON"
+    if case == "degenerate polygon":
+        doc["annotations"][4]["segmentation"] = [[1, 1, 2, 2, 3, 3]]
+        msg = "annotation 5 (image 2): degenerate polygon"
+    elif case == "malformed polygon":
+        doc["annotations"][4]["segmentation"] = [[1, 1, 2]]
+        msg = "annotation 5 (image 2): polygon needs"
+    elif case == "empty mask":
+        doc["annotations"][4]["segmentation"] = [[200, 200, 210, 200, 210, 210]]
+        msg = "annotation 5 (image 2): empty mask"
+    elif case == "duplicate id":
+        doc["annotations"][4]["id"] = 1
+        msg = "annotation 1: duplicate annotation id"
+    elif case == "unknown category":
+        doc["annotations"][4]["category_id"] = 7
+        msg = "annotation 5: unknown category_id 7"
+    elif case == "missing image entry":
+        doc["annotations"][4]["image_id"] = 9
+        msg = "annotation 5: image_id 9 is not in 'images'"
+    elif case == "path escape":
+        doc["images"][1]["file_name"] = "../../etc/passwd"
+        msg = "escapes the image folder"
+    else:
+        raise AssertionError(case)
+    ann.write_text(json.dumps(doc))
+    return msg

@@ -18,7 +18,7 @@ from gains.data.normalise import convert_coco
 from gains.data.split import split_dataset
 from gains.data.stats import dataset_stats
 from gains.errors import InputError
-from tests.conftest import disc_polygon, shared_path, write_coco
+from tests.conftest import BAD_INPUTS, corrupt_dataset, disc_polygon, shared_path, write_coco
 
 
 def decode_all(ann: Path) -> tuple[dict, list[np.ndarray]]:
@@ -176,3 +176,16 @@ def test_isbi2014_counts_and_pixel_identity(tmp_path: Path) -> None:
         np.testing.assert_array_equal(nuclei[image["id"]], mat["train_Nuclei"][i][0].astype(bool))
     split = split_dataset(ann.parent, preset="isbi2014-30-15")
     assert len(json.loads(split["train"].read_text())["images"]) == 30
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_convert_coco_bad_input_one_line_no_output(case: str, small_coco: Path, tmp_path: Path, capsys) -> None:
+    msg = corrupt_dataset(case, small_coco)
+    # pycocotools rasterises a zero-area polygon to nothing: reported as an empty mask
+    msg = {"degenerate polygon": "annotation 5: empty mask", "malformed polygon": "annotation 5: polygon needs",
+           "empty mask": "annotation 5: empty mask"}.get(case, msg)
+    code = main(["convert", "coco", str(small_coco), "--images", str(small_coco.parent / "images"),
+                 "--out", str(tmp_path / "norm")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and msg in err[0], err
+    assert not (tmp_path / "norm").exists() and not (tmp_path / "norm.partial").exists()

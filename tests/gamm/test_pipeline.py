@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from gains.errors import InputError
 from gains.gamm import GammParams, GammStore, image_maps, run_gamm
 from gains.gamm import pipeline as pipeline_mod
 from gains.gamm.coco import load_coco, prepare_image
-from tests.conftest import disc_polygon, write_coco
+from tests.conftest import BAD_INPUTS, corrupt_dataset, disc_polygon, write_coco
 
 ISBI = GammParams.for_variant("isbi", target_category=1)
 
@@ -115,59 +114,12 @@ def test_target_category_defaults_to_smallest_id(small_coco: Path, tmp_path: Pat
                  out=tmp_path / "t", progress=False)
 
 
-def _corrupt(case: str, ann: Path) -> str:
-    """Break a copy of the small dataset; returns the text the error must contain."""
-    doc = json.loads(ann.read_text())
-    images = ann.parent / "images"
-    if case == "missing image":
-        (images / "b.png").unlink()
-        return "b.png: image file not found"
-    if case == "unreadable image":
-        (images / "b.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
-        return "b.png: unreadable image"
-    if case == "size mismatch":
-        Image.fromarray(np.zeros((30, 30), dtype=np.uint8)).save(images / "b.png")
-        return "image 2:"
-    if case == "bad json":
-        ann.write_text("{not json")
-        return "not valid JSON"
-    if case == "degenerate polygon":
-        doc["annotations"][4]["segmentation"] = [[1, 1, 2, 2, 3, 3]]
-        msg = "annotation 5 (image 2): degenerate polygon"
-    elif case == "malformed polygon":
-        doc["annotations"][4]["segmentation"] = [[1, 1, 2]]
-        msg = "annotation 5 (image 2): polygon needs"
-    elif case == "empty mask":
-        doc["annotations"][4]["segmentation"] = [[200, 200, 210, 200, 210, 210]]
-        msg = "annotation 5 (image 2): empty mask"
-    elif case == "duplicate id":
-        doc["annotations"][4]["id"] = 1
-        msg = "annotation 1: duplicate annotation id"
-    elif case == "unknown category":
-        doc["annotations"][4]["category_id"] = 7
-        msg = "annotation 5: unknown category_id 7"
-    elif case == "missing image entry":
-        doc["annotations"][4]["image_id"] = 9
-        msg = "annotation 5: image_id 9 is not in 'images'"
-    elif case == "path escape":
-        doc["images"][1]["file_name"] = "../../etc/passwd"
-        msg = "escapes the image folder"
-    else:
-        raise AssertionError(case)
-    ann.write_text(json.dumps(doc))
-    return msg
-
-
-BAD = ["missing image", "unreadable image", "size mismatch", "bad json", "degenerate polygon", "malformed polygon",
-       "empty mask", "duplicate id", "unknown category", "missing image entry", "path escape"]
-
-
-@pytest.mark.parametrize("case", BAD)
+@pytest.mark.parametrize("case", BAD_INPUTS)
 def test_bad_input_fails_with_one_line_and_leaves_nothing(case: str, small_coco: Path, tmp_path: Path) -> None:
     work = tmp_path / "copy"
     shutil.copytree(small_coco.parent, work)
     ann = work / "annotations.json"
-    msg = _corrupt(case, ann)
+    msg = corrupt_dataset(case, ann)
     with pytest.raises(InputError) as err:
         run_gamm(ann, work / "images", ISBI, out=tmp_path / "store", export_npy=tmp_path / "npy", progress=False)
     text = str(err.value)
