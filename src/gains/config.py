@@ -1,0 +1,230 @@
+"""Typed, frozen configuration: one dataclass per concern, YAML in and out, ``--set key=value`` overrides.
+
+Unknown keys are rejected with the full dotted name. Only builders read these objects; everything
+below them takes plain arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gains.errors import InputError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where images and annotations come from and how they are augmented.
+
+    Either ``train``/``val`` (COCO JSON files; images beside them in ``images/`` unless ``images`` is
+    set) or ``synthetic`` (overlap | touch | cross scenes generated into the run folder).
+    """
+
+    train: str | None = None
+    val: str | None = None
+    test: str | None = None
+    images: str | None = None
+    synthetic: str | None = None
+    synthetic_train: int = 40
+    synthetic_val: int = 10
+    synthetic_size: int = 256
+    seed: int = 0
+    hflip: float = 0.5
+    vflip: float = 0.0
+    rot90: float = 0.0
+    jitter: bool = False
+    keep_empty: bool = False
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class GammConfig:
+    """GA-map parameters (see ``gains.gamm.GammParams``); ``store`` reuses a ``gains gamm`` store."""
+
+    variant: str = "isbi"
+    window_size: int | None = None
+    ga_factor: float | None = None
+    overlap_hl: float | None = None
+    target_category: int | None = None
+    anchor: str = "topleft"
+    store: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Mask R-CNN / GAInS architecture, heads and inference settings."""
+
+    variant: str = "gains"
+    backbone: str = "resnet50"
+    norm: str = "frozen_bn"
+    weights: str = "none"
+    trainable_layers: int = 3
+    num_classes: int | None = None
+    mask_loss_weight: float | None = None
+    ga_loss_weight: float = 1.0
+    predict_ga_maps: bool = True
+    min_size_train: list[int] = field(default_factory=lambda: [640, 672, 704, 736, 768, 800])
+    min_size_test: int = 800
+    max_size: int = 1333
+    image_mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    image_std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    anchor_sizes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
+    aspect_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_train: int = 1000
+    rpn_post_nms_top_n_test: int = 1000
+    rpn_nms_thresh: float = 0.7
+    rpn_batch_size_per_image: int = 256
+    box_batch_size_per_image: int = 512
+    box_positive_fraction: float = 0.25
+    box_score_thresh: float = 0.05
+    box_nms_thresh: float = 0.5
+    detections_per_img: int = 100
+    mask_pool_size: int = 14
+    roi_aligned: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation schedule and run mechanics."""
+
+    device: str = "auto"
+    max_iters: int = 20000
+    batch_size: int = 1
+    lr: float = 0.015
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    weight_decay_norm: float = 0.0
+    warmup_iters: int = 1000
+    warmup_factor: float = 0.001
+    steps: list[int] = field(default_factory=lambda: [15000, 18000])
+    gamma: float = 0.1
+    clip_grad_norm: float | None = None
+    amp: str = "none"
+    seed: int = 0
+    checkpoint_period: int = 1000
+    eval_period: int = 1000
+    log_period: int = 20
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Scoring settings (see ``gains score``)."""
+
+    score_thresh: float = 0.5
+    max_dets: int = 100
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    gamm: GammConfig = field(default_factory=GammConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    """Return ``value`` coerced to the annotated type ``tp`` (int -> float allowed), or raise InputError."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            try:
+                return _check_type(value, arg, where)
+            except InputError as exc:
+                errors.append(str(exc))
+        raise InputError(f"{where}: {value!r} is not a {tp}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise InputError(f"{where}: expected null")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp in (str, bool) and isinstance(value, tp):
+        return value
+    raise InputError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(f"{where}: unknown key '{unknown[0]}' (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, f"{where}.{name}" if where else name)
+        else:
+            kwargs[name] = _check_type(value, tp, f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """A Config from nested dicts (sections data, gamm, model, train, eval)."""
+    return _build(Config, data or {}, "")
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """Nested plain dicts (YAML/JSON-ready)."""
+    return dataclasses.asdict(cfg)
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply ``section.key=value`` strings; values are parsed as YAML (numbers, lists, null, booleans)."""
+    data = config_to_dict(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise InputError(f"--set {item!r}: expected section.key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) != 2 or parts[0] not in data:
+            raise InputError(f"--set {item!r}: key must be section.key with section in {sorted(data)}")
+        if parts[1] not in data[parts[0]]:
+            raise InputError(f"--set {item!r}: unknown key '{key}'")
+        data[parts[0]][parts[1]] = yaml.safe_load(raw) if raw.strip() else None
+    return config_from_dict(data)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML preset (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(f"{path}: cannot read config ({exc})") from exc
+        try:
+            cfg = config_from_dict(data)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from exc
+    else:
+        cfg = Config()
+    return apply_overrides(cfg, overrides or [])
+
+
+def dump_config(cfg: Config) -> str:
+    """YAML text of a config (round-trips through ``load_config``)."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+__all__ = ["Config", "DataConfig", "EvalConfig", "GammConfig", "ModelConfig", "TrainConfig", "apply_overrides",
+           "config_from_dict", "config_to_dict", "dump_config", "load_config", "replace"]

@@ -1,0 +1,66 @@
+"""``GeneralizedRCNNTransform`` that resizes and pastes GA maps too.
+
+torchvision's transform resizes only boxes and masks (nearest, top-left sampling) and pastes only
+masks: GA maps would silently misalign. Here the image, masks and GA maps share one output size and
+one sampling grid (bilinear / nearest-exact at pixel centres, align_corners=False); boxes are
+scaled by the same ratios. At inference, predicted GA maps are pasted into the original image like
+masks (value 1 = no anomaly outside the box).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.models.detection.roi_heads import paste_masks_in_image
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
+
+
+class GainsTransform(GeneralizedRCNNTransform):
+    """Normalise, resize and batch images: short side drawn from ``train_sizes`` in training and
+    ``test_size`` otherwise, long side at most ``max_size``."""
+
+    def __init__(self, train_sizes: list[int], test_size: int, max_size: int, image_mean: list[float],
+                 image_std: list[float]) -> None:
+        super().__init__(tuple(train_sizes), max_size, image_mean, image_std)
+        self.test_size = test_size
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        size = float(self.torch_choice(list(self.min_size))) if self.training else float(self.test_size)
+        scale = min(size / min(h, w), float(self.max_size) / max(h, w))
+        return max(1, round(h * scale)), max(1, round(w * scale))
+
+    def resize(self, image: torch.Tensor, target: dict[str, torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        h, w = image.shape[-2:]
+        oh, ow = self.output_size(h, w)
+        if (oh, ow) != (h, w):
+            image = F.interpolate(image[None], size=(oh, ow), mode="bilinear", align_corners=False)[0]
+        if target is None:
+            return image, target
+        target = dict(target)
+        if (oh, ow) != (h, w):
+            target["boxes"] = resize_boxes(target["boxes"], [h, w], [oh, ow])
+            if "masks" in target and target["masks"].shape[0]:
+                target["masks"] = F.interpolate(target["masks"][None].float(), size=(oh, ow),
+                                                mode="nearest-exact")[0].to(torch.uint8)
+            elif "masks" in target:
+                target["masks"] = target["masks"].new_zeros((0, oh, ow))
+            if "ga_maps" in target and target["ga_maps"].shape[0]:
+                target["ga_maps"] = F.interpolate(target["ga_maps"][None].float(), size=(oh, ow), mode="bilinear",
+                                                  align_corners=False)[0]
+            elif "ga_maps" in target:
+                target["ga_maps"] = target["ga_maps"].new_zeros((0, oh, ow))
+        return image, target
+
+    def postprocess(self, result: list[dict[str, torch.Tensor]], image_shapes: list[tuple[int, int]],
+                    original_image_sizes: list[tuple[int, int]]) -> list[dict[str, torch.Tensor]]:
+        if self.training:
+            return result
+        for i, (pred, im_s, o_im_s) in enumerate(zip(result, image_shapes, original_image_sizes, strict=True)):
+            boxes = resize_boxes(pred["boxes"], im_s, o_im_s)
+            result[i]["boxes"] = boxes
+            if "masks" in pred:
+                result[i]["masks"] = paste_masks_in_image(pred["masks"], boxes, o_im_s)
+            if "ga_maps" in pred:
+                result[i]["ga_maps"] = paste_masks_in_image(pred["ga_maps"] - 1.0, boxes, o_im_s) + 1.0
+        return result

@@ -1,0 +1,129 @@
+"""Loading weights from local files: torchvision state dicts, detectron2/Caffe2 ``R-50.pkl``-style
+backbones, gains checkpoints; ``imagenet`` through torchvision's weights API (an online opt-in).
+
+Every ``torch.load`` uses ``weights_only=True``. Tensors whose shape does not fit (another number of
+classes) are skipped and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from gains.errors import InputError
+
+log = logging.getLogger("gains.models")
+
+_C2_LAYER = re.compile(r"^res(\d)_(\d+)_branch(1|2a|2b|2c)(_bn)?_(w|b|s|rm|riv)$")
+_C2_BRANCH = {"2a": ("conv1", "bn1"), "2b": ("conv2", "bn2"), "2c": ("conv3", "bn3"),
+              "1": ("downsample.0", "downsample.1")}
+_D2_BLOCK = re.compile(r"^(?:backbone\.bottom_up\.)?res(\d)\.(\d+)\.(conv[123]|shortcut)(\.norm)?\.(\w+)$")
+
+
+def _c2_to_torchvision(name: str) -> str | None:
+    """Caffe2 (``res2_0_branch2a_bn_s``) or detectron2 (``res2.0.conv1.norm.weight``) name -> torchvision."""
+    stem = {"conv1_w": "conv1.weight", "res_conv1_bn_s": "bn1.weight", "res_conv1_bn_b": "bn1.bias",
+            "res_conv1_bn_rm": "bn1.running_mean", "res_conv1_bn_riv": "bn1.running_var",
+            "stem.conv1.weight": "conv1.weight", "stem.conv1.norm.weight": "bn1.weight",
+            "stem.conv1.norm.bias": "bn1.bias", "stem.conv1.norm.running_mean": "bn1.running_mean",
+            "stem.conv1.norm.running_var": "bn1.running_var"}
+    bare = name.removeprefix("backbone.bottom_up.")
+    if bare in stem:
+        return stem[bare]
+    m = _C2_LAYER.match(name)
+    if m:
+        stage, block, branch, bn, kind = m.groups()
+        conv, norm = _C2_BRANCH[branch]
+        layer = f"layer{int(stage) - 1}.{block}"
+        if bn:
+            return f"{layer}.{norm}." + {"s": "weight", "b": "bias", "rm": "running_mean", "riv": "running_var"}[kind]
+        return f"{layer}.{conv}.weight" if kind == "w" else None
+    m = _D2_BLOCK.match(name)
+    if m:
+        stage, block, conv, norm, kind = m.groups()
+        target = {"conv1": ("conv1", "bn1"), "conv2": ("conv2", "bn2"), "conv3": ("conv3", "bn3"),
+                  "shortcut": ("downsample.0", "downsample.1")}[conv]
+        return f"layer{int(stage) - 1}.{block}.{target[1] if norm else target[0]}.{kind}"
+    return None
+
+
+def read_detectron2_pkl(path: str | Path) -> dict[str, torch.Tensor]:
+    """A detectron2/Caffe2 backbone pickle (``{"model": {name: ndarray}}`` or a bare dict) as torchvision
+    ResNet names. Caffe2 BN has only scale/bias: running mean 0 and variance 1 are filled in."""
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh, encoding="latin1")  # a local file the user named
+    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        raise InputError(f"{path}: cannot read pickle ({exc})") from exc
+    blobs = data.get("model", data.get("blobs", data)) if isinstance(data, dict) else None
+    if not isinstance(blobs, dict):
+        raise InputError(f"{path}: no weight dictionary inside")
+    out: dict[str, torch.Tensor] = {}
+    for name, value in blobs.items():
+        target = _c2_to_torchvision(name)
+        if target is not None:
+            out[target] = torch.as_tensor(np.asarray(value))
+    for key in list(out):
+        if key.endswith(".weight") and (key.startswith("bn1") or ".bn" in key or "downsample.1" in key):
+            base = key[: -len("weight")]
+            out.setdefault(base + "running_mean", torch.zeros_like(out[key]))
+            out.setdefault(base + "running_var", torch.ones_like(out[key]))
+    if not out:
+        raise InputError(f"{path}: no ResNet weights recognised (detectron2 or Caffe2 names expected)")
+    return out
+
+
+def _load_filtered(module: nn.Module, state: dict[str, torch.Tensor], where: str) -> tuple[int, list[str]]:
+    """Load the tensors whose names and shapes fit; returns (number loaded, names skipped)."""
+    own = module.state_dict()
+    fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    skipped = sorted(set(state) - set(fit))
+    module.load_state_dict(fit, strict=False)
+    if skipped:
+        log.info("%s: %d tensors skipped (absent or other shape), e.g. %s", where, len(skipped), skipped[:3])
+    return len(fit), skipped
+
+
+def load_weights(model: nn.Module, spec: str, backbone: str = "resnet50") -> int:
+    """Initialise ``model`` from ``spec`` (``none``, ``imagenet`` or a local file); returns tensors loaded.
+
+    Raises:
+        InputError: unreadable or truncated file, or a file with nothing that fits the model.
+    """
+    if spec in ("none", "", None):
+        return 0
+    body = model.backbone.body
+    if spec == "imagenet":
+        import torchvision
+
+        weights = torchvision.models.get_model_weights(backbone).DEFAULT
+        n, _ = _load_filtered(body, weights.get_state_dict(progress=True), "imagenet")
+        return n
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(f"{path}: weights file not found")
+    if path.suffix == ".pkl":
+        n, _ = _load_filtered(body, read_detectron2_pkl(path), str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise InputError(f"{path}: unreadable or truncated weights file ({type(exc).__name__})") from exc
+        if isinstance(state, dict) and isinstance(state.get("model"), dict):
+            state = state["model"]  # a gains checkpoint
+        if not isinstance(state, dict):
+            raise InputError(f"{path}: expected a state dict")
+        if any(k.startswith(("backbone.", "roi_heads.", "rpn.")) for k in state):
+            n, _ = _load_filtered(model, state, str(path))
+        else:
+            n, _ = _load_filtered(body, state, str(path))
+    if n == 0:
+        raise InputError(f"{path}: no tensor fits the model (backbone {backbone})")
+    log.info("%s: loaded %d tensors", spec, n)
+    return n
