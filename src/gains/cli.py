@@ -223,6 +223,35 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train GAInS or the Mask R-CNN baseline",
+                       description="Train on a canonical dataset or on synthetic scenes (one process or torchrun).")
+    p.add_argument("--config", type=Path, help="YAML preset (see configs/); defaults when omitted")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.max_iters=200 (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from gains.config import load_config
+    from gains.engine.train import NonFiniteLossError, fit
+
+    cfg = load_config(args.config, args.overrides)
+    try:
+        summary = fit(cfg, args.out, resume=args.resume, progress=not args.quiet)
+    except NonFiniteLossError as exc:
+        raise InputError(str(exc)) from exc
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    best = summary.get("best_segm_AP")
+    print(f"trained {summary['iterations']} iterations into {args.out}"
+          + (f"; best val segm/AP {best:.4f}" if best is not None and best >= 0 else ""))
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job end to end on generated data",
                        description="Synthesise scenes, compute their GA maps and write previews.")
@@ -251,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_convert(sub)
     _add_dataset_tools(sub)
+    _add_train(sub)
     _add_demo(sub)
     return parser
 

@@ -1,0 +1,1 @@
+"""Training engine: device and distributed helpers, checkpoints, the training loop."""

@@ -1,0 +1,234 @@
+"""The training loop: ``fit(cfg, run_dir, resume)``.
+
+RUN_DIR gets ``config.yaml`` (resolved), ``metrics.jsonl`` (one line per iteration: iter, time, lr,
+loss, each loss_*, images/s, peak memory; validation lines carry ``"split": "val"``), ``last.pt`` and
+``best.pt`` (by validation segm/AP). Resuming restores model, optimizer, scheduler, scaler, iteration
+and RNG states; batches are a pure function of the iteration (see ``sampling``), so on the CPU a run
+interrupted and resumed ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gains.atomic import atomic_write
+from gains.config import Config, config_to_dict, dump_config
+from gains.data.dataset import InstanceDataset, collate
+from gains.data.transforms import Compose, PhotometricJitter, RandomFlip, RandomRot90
+from gains.engine import distributed as dist
+from gains.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from gains.engine.sampling import IterationBatchSampler, SeededItems
+from gains.engine.schedule import build_optimizer, build_scheduler
+from gains.evaluation.evaluator import evaluate
+from gains.gamm import GammParams
+from gains.models.build import build_model
+from gains.models.weights import load_weights
+
+log = logging.getLogger("gains.train")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN/inf; the message names the iteration, the loss terms and the image ids."""
+
+
+def gamm_params(cfg: Config) -> GammParams:
+    g = cfg.gamm
+    return GammParams.for_variant(g.variant, window_size=g.window_size, ga_factor=g.ga_factor,
+                                  overlap_hl=g.overlap_hl, target_category=g.target_category, anchor=g.anchor)
+
+
+def resolve_data(cfg: Config, run_dir: Path) -> tuple[Path, Path | None, Path | None]:
+    """(train json, val json, images dir); synthetic presets are generated into ``run_dir/data`` once."""
+    d = cfg.data
+    if d.synthetic:
+        from gains.data.synth import write_synthetic
+
+        root = run_dir / "data"
+        if dist.is_main():
+            for split, n, seed in (("train", d.synthetic_train, d.seed), ("val", d.synthetic_val, d.seed + 1)):
+                if not (root / split / "annotations.json").exists():
+                    write_synthetic(d.synthetic, n, d.synthetic_size, seed, root / split, overwrite=True)
+        dist.barrier()
+        return root / "train" / "annotations.json", root / "val" / "annotations.json", None
+    if not d.train:
+        raise ValueError("data.train (a COCO json) or data.synthetic must be set")
+    return Path(d.train), Path(d.val) if d.val else None, Path(d.images) if d.images else None
+
+
+def _images_dir(json_path: Path, images: Path | None) -> Path:
+    return images if images is not None else json_path.parent / "images"
+
+
+def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_dir: Path) -> InstanceDataset:
+    d = cfg.data
+    steps: list[Any] = []
+    if d.hflip or d.vflip:
+        steps.append(RandomFlip(d.hflip, d.vflip))
+    if d.rot90:
+        steps.append(RandomRot90(d.rot90))
+    if d.jitter:
+        steps.append(PhotometricJitter())
+    gamm = gamm_params(cfg) if cfg.model.variant == "gains" else None
+    return InstanceDataset(train_json, _images_dir(train_json, images), gamm=gamm,
+                           ga_store=cfg.gamm.store if gamm is not None else None,
+                           cache_dir=run_dir / "ga_cache", transforms=Compose(steps) if steps else None,
+                           keep_empty=d.keep_empty)
+
+
+def _peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _autocast(amp: str, device: torch.device):
+    if amp == "none":
+        return nullcontext()
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("train.amp=fp16 needs CUDA; use bf16 on the CPU")
+    return torch.autocast(device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16)
+
+
+def _truncate_metrics(path: Path, start: int) -> None:
+    """Drop lines of iterations >= start (they are redone after a resume)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln).get("iter", 0) < start]
+    atomic_write(path, lambda fh: fh.write(("\n".join(keep) + "\n" if keep else "").encode()))
+
+
+def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir``; returns a summary (iterations, last losses, best val AP, paths)."""
+    from tqdm import tqdm
+
+    run_dir = Path(run_dir)
+    device = dist.resolve_device(cfg.train.device)
+    distributed = dist.init_distributed(device)
+    rank, world = dist.rank(), dist.world_size()
+    torch.manual_seed(cfg.train.seed)
+    if dist.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / "config.yaml", lambda fh: fh.write(dump_config(cfg).encode()))
+    train_json, val_json, images = resolve_data(cfg, run_dir)
+    train_set = build_train_dataset(cfg, train_json, images, run_dir)
+    num_classes = cfg.model.num_classes or len(train_set.category_to_label)
+    model = build_model(cfg.model, num_classes)
+    load_weights(model, cfg.model.weights, cfg.model.backbone)
+    model.to(device)
+    optimizer = build_optimizer(model, cfg.train.lr, cfg.train.momentum, cfg.train.weight_decay,
+                                cfg.train.weight_decay_norm)
+    scheduler = build_scheduler(optimizer, cfg.train.warmup_iters, cfg.train.warmup_factor, cfg.train.steps,
+                                cfg.train.gamma)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and device.type == "cuda")
+    start, best = 0, -1.0
+    last_path = run_dir / "last.pt"
+    if resume and last_path.exists():
+        ckpt = load_checkpoint(last_path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        start, best = int(ckpt["iteration"]), float(ckpt.get("best", -1.0))
+        set_rng_state(ckpt["rng"][rank] if isinstance(ckpt["rng"], list) else ckpt["rng"])
+        log.info("resumed %s at iteration %d", last_path, start)
+    if dist.is_main():
+        _truncate_metrics(run_dir / "metrics.jsonl", start)
+    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    sampler = IterationBatchSampler(len(train_set), cfg.train.batch_size, cfg.train.seed, start,
+                                    cfg.train.max_iters, rank, world)
+    loader = torch.utils.data.DataLoader(SeededItems(train_set), batch_sampler=sampler, collate_fn=collate,
+                                         num_workers=cfg.data.num_workers,
+                                         generator=torch.Generator().manual_seed(cfg.train.seed))
+    val_set = InstanceDataset(val_json, _images_dir(val_json, images)) if val_json is not None else None
+    if val_set is not None and val_set.category_to_label != train_set.category_to_label:
+        raise ValueError(f"{val_json}: categories differ from {train_json}")
+    writer = _tensorboard(run_dir) if dist.is_main() else None
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "best_segm_AP": None}
+    bar = tqdm(total=cfg.train.max_iters, initial=start, unit="it", desc="train",
+               disable=not (progress and dist.is_main()), dynamic_ncols=True)
+    net.train()
+    it = start
+    for it, (imgs, targets) in enumerate(loader, start=start):
+        t0 = time.perf_counter()
+        imgs = [i.to(device) for i in imgs]
+        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        with _autocast(cfg.train.amp, device):
+            losses = net(imgs, targets)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            ids = [int(t["image_id"]) for t in targets]
+            terms = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+            raise NonFiniteLossError(f"non-finite loss at iteration {it} ({terms}) on image ids {ids}")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.train.clip_grad_norm:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        dt = time.perf_counter() - t0
+        record = {"iter": it, "time": dt, "lr": lr, "loss": float(loss.detach()),
+                  **{k: float(v.detach()) for k, v in losses.items()},
+                  "images_per_s": len(imgs) * world / dt, "peak_mem_mib": _peak_memory_mib(device)}
+        if dist.is_main():
+            with open(run_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            if writer is not None:
+                for k, v in record.items():
+                    writer.add_scalar(f"train/{k}", v, it)
+        bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{lr:.2g}")
+        bar.update(1)
+        summary["last"] = record
+        done = it + 1
+        is_last = done == cfg.train.max_iters
+        if val_set is not None and (is_last or (cfg.train.eval_period and done % cfg.train.eval_period == 0)):
+            metrics = evaluate(model, val_set, val_json, device, cfg.eval.max_dets)
+            if dist.is_main():
+                with open(run_dir / "metrics.jsonl", "a") as fh:
+                    fh.write(json.dumps({"iter": it, "split": "val", **metrics}) + "\n")
+                log.info("iteration %d: val %s", done, {k: round(v, 4) for k, v in metrics.items()})
+            if metrics["segm/AP"] > best:
+                best = metrics["segm/AP"]
+                _save(run_dir / "best.pt", model, optimizer, scheduler, scaler, done, best, cfg)
+            summary["best_segm_AP"] = best
+        if is_last or (cfg.train.checkpoint_period and done % cfg.train.checkpoint_period == 0):
+            _save(last_path, model, optimizer, scheduler, scaler, done, best, cfg)
+    bar.close()
+    if writer is not None:
+        writer.close()
+    summary["iterations"] = max(it + 1, start)
+    if distributed:
+        dist.cleanup()
+    return summary
+
+
+def _save(path: Path, model, optimizer, scheduler, scaler, iteration: int, best: float, cfg: Config) -> None:
+    """Gather every rank's RNG state, then rank 0 writes the checkpoint atomically."""
+    states = dist.all_gather_objects(rng_state())
+    if dist.is_main():
+        save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), iteration=iteration,
+                        best=best, rng=states if len(states) > 1 else states[0], config=config_to_dict(cfg),
+                        variant=cfg.model.variant)
+    dist.barrier()
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(run_dir / "tb"))
+
+
+__all__ = ["NonFiniteLossError", "fit"]

@@ -1,0 +1,1 @@
+"""Evaluation: metric maths (numpy), the COCO adapter, and the evaluator that runs a model."""
