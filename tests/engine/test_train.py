@@ -1,0 +1,108 @@
+"""Training engine: a short CPU fit, exact resume, non-finite losses, schedule, sampling, 2-process gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gains.cli import main
+from gains.config import load_config
+from gains.engine.checkpoint import load_checkpoint
+from gains.engine.sampling import IterationBatchSampler
+from gains.engine.schedule import lr_factor
+from gains.engine.train import NonFiniteLossError, fit
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["data.synthetic=touch", "data.synthetic_train=4", "data.synthetic_val=2", "data.synthetic_size=96",
+        "model.backbone=resnet18", "model.norm=gn", "model.trainable_layers=5", "model.min_size_train=[96]",
+        "model.min_size_test=96", "model.max_size=128", "model.rpn_pre_nms_top_n_train=100",
+        "model.rpn_post_nms_top_n_train=50", "model.rpn_pre_nms_top_n_test=50", "model.rpn_post_nms_top_n_test=30",
+        "model.box_batch_size_per_image=32", "model.detections_per_img=20", "gamm.variant=nuclei",
+        "train.device=cpu", "train.batch_size=2", "train.lr=0.01", "train.warmup_iters=2", "train.steps=[3]",
+        "train.clip_grad_norm=10.0", "data.rot90=0.5", "data.jitter=true"]
+
+
+def cfg(*extra: str):
+    return load_config(None, [*TINY, *extra])
+
+
+def test_two_iteration_fit_through_the_cli(tmp_path: Path, capsys) -> None:
+    code = main(["train", "--set", *[x for kv in TINY for x in ("--set", kv)][1:], "--set", "train.max_iters=2",
+                 "--set", "train.eval_period=2", "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 0
+    run = tmp_path / "run"
+    lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [ln for ln in lines if "split" not in ln]
+    assert [ln["iter"] for ln in train] == [0, 1]
+    for key in ("time", "lr", "loss", "loss_mask", "loss_ga", "loss_classifier", "images_per_s", "peak_mem_mib"):
+        assert key in train[0]
+    assert any(ln.get("split") == "val" and "segm/AP" in ln for ln in lines)
+    assert (run / "last.pt").exists() and (run / "best.pt").exists() and (run / "config.yaml").exists()
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["iteration"] == 2 and ckpt["variant"] == "gains" and ckpt["config"]["train"]["max_iters"] == 2
+    assert "trained 2 iterations" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_resume_ends_with_the_same_weights(tmp_path: Path) -> None:
+    full = cfg("train.max_iters=4", "train.eval_period=0", "train.checkpoint_period=2")
+    fit(full, tmp_path / "a", progress=False)
+    fit(cfg("train.max_iters=2", "train.eval_period=0", "train.checkpoint_period=2"), tmp_path / "b", progress=False)
+    fit(full, tmp_path / "b", resume=True, progress=False)
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["iteration"] == b["iteration"] == 4
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    la = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    lb = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    losses_a = [json.loads(x)["loss"] for x in la if "loss" in json.loads(x)]
+    assert len(losses_a) == 4 and losses_a == [json.loads(x)["loss"] for x in lb if "loss" in json.loads(x)]
+
+
+def test_non_finite_loss_names_iteration_and_images(tmp_path: Path) -> None:
+    with pytest.raises(NonFiniteLossError, match=r"iteration 0 .* image ids \[\d+, \d+\]"):
+        fit(cfg("train.max_iters=1", "train.eval_period=0", "model.ga_loss_weight=.inf"), tmp_path / "nan",
+            progress=False)
+
+
+def test_lr_schedule_warmup_and_steps() -> None:
+    assert lr_factor(0, 10, 0.001, [20, 30], 0.1) == pytest.approx(0.001)
+    assert lr_factor(5, 10, 0.001, [20, 30], 0.1) == pytest.approx(0.001 * 0.5 + 0.5)
+    assert lr_factor(10, 10, 0.001, [20, 30], 0.1) == 1.0
+    assert lr_factor(25, 10, 0.001, [20, 30], 0.1) == pytest.approx(0.1)
+    assert lr_factor(30, 10, 0.001, [20, 30], 0.1) == pytest.approx(0.01)
+
+
+def test_batches_are_a_function_of_the_iteration() -> None:
+    whole = list(IterationBatchSampler(7, 2, seed=3, start=0, stop=10))
+    tail = list(IterationBatchSampler(7, 2, seed=3, start=6, stop=10))
+    assert whole[6:] == tail
+    first_epoch = [i for batch in whole[:3] for i, _ in batch] + [whole[3][0][0]]
+    assert sorted(first_epoch) == list(range(7))  # one epoch = a permutation
+    seeds = [s for batch in whole for _, s in batch]
+    assert len(set(seeds)) == len(seeds)
+    r0 = [i for b in IterationBatchSampler(6, 1, 0, 0, 3, rank=0, world=2) for i, _ in b]
+    r1 = [i for b in IterationBatchSampler(6, 1, 0, 0, 3, rank=1, world=2) for i, _ in b]
+    assert sorted(r0 + r1) == list(range(6))  # the ranks share an epoch without overlap
+
+
+@pytest.mark.dist
+@pytest.mark.slow
+def test_two_process_gloo_run(tmp_path: Path) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "gains",
+            "train", *[x for kv in [*TINY, "train.max_iters=2", "train.eval_period=2", "train.batch_size=1"]
+                       for x in ("--set", kv)], "--out", str(tmp_path / "ddp"), "--quiet"]
+    res = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [json.loads(ln) for ln in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    train = [ln for ln in lines if "split" not in ln]
+    assert [ln["iter"] for ln in train] == [0, 1]  # rank 0 alone writes
+    assert any(ln.get("split") == "val" for ln in lines)
+    assert load_checkpoint(tmp_path / "ddp" / "last.pt")["iteration"] == 2
