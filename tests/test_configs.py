@@ -1,0 +1,44 @@
+"""Every shipped preset loads; config overrides and errors behave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gains.config import config_from_dict, dump_config, load_config
+from gains.errors import InputError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def test_all_presets_are_shipped() -> None:
+    names = {p.stem for p in CONFIGS}
+    assert {"isbi2014", "chromosome", "dsb2018_cluster", "synthetic_overlap_cpu", "synthetic_touch_cpu",
+            "synthetic_cross_cpu", "isbi2014_cpu", "dsb2018_cluster_cpu"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_preset_loads_and_round_trips(path: Path) -> None:
+    import yaml
+
+    cfg = load_config(path)
+    assert config_from_dict(yaml.safe_load(dump_config(cfg))) == cfg
+    if path.stem.endswith("_cpu"):
+        assert cfg.train.device == "cpu" and cfg.model.norm == "gn" and cfg.model.weights == "none"
+    else:
+        assert cfg.train.lr == 0.015 and cfg.train.steps == [15000, 18000] and cfg.train.max_iters == 20000
+
+
+def test_overrides_and_errors(tmp_path: Path) -> None:
+    cfg = load_config(None, ["model.variant=maskrcnn", "train.max_iters=200", "train.clip_grad_norm=null",
+                             "model.min_size_train=[256, 288]", "train.lr=1"])
+    assert (cfg.model.variant, cfg.train.max_iters, cfg.train.clip_grad_norm) == ("maskrcnn", 200, None)
+    assert cfg.model.min_size_train == [256, 288] and cfg.train.lr == 1.0
+    for bad, msg in [("train.nope=1", "unknown key"), ("train.lr=abc", "expected float"), ("nokey", "section.key"),
+                     ("model.min_size_train=3", "expected a list")]:
+        with pytest.raises(InputError, match=msg):
+            load_config(None, [bad])
+    (tmp_path / "c.yaml").write_text("train:\n  max_iter: 5\n")
+    with pytest.raises(InputError, match=r"c.yaml: train: unknown key 'max_iter'"):
+        load_config(tmp_path / "c.yaml")
