@@ -1,0 +1,170 @@
+"""Training-step and inference cost of GAInS against Mask R-CNN, measured in one run on the same data.
+
+Each measurement runs in its own process (so peak memory is its own): median step time over
+``--steps`` steps after ``--warmup``, and peak resident memory (CPU) or peak allocated memory (CUDA).
+Variants: ``maskrcnn`` (our baseline head), ``gains``, and ``torchvision`` (torchvision's stock
+maskrcnn_resnet50_fpn, the reference point for the baseline), each in fp32 and, on the CPU, with
+``bf16`` autocast; inference of gains with and without the anomaly branch against maskrcnn.
+
+    .venv/bin/python benchmarks/bench_train.py [--device cpu] [--size 512] [--batch 2] [--steps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _batch(size: int, batch: int):
+    import torch
+
+    from gains.data.synth import make_sample
+    from gains.gamm import GammParams, InstanceInput, image_maps
+    from gains.gamm.raster import tight_crop
+
+    images, targets = [], []
+    for k in range(batch):
+        s = make_sample("overlap", k, size, seed=0)
+        crops = [tight_crop(m) for m in s.masks]
+        inputs = [InstanceInput(j + 1, c, crop, (crop.x0, crop.y0, crop.x1 - crop.x0, crop.y1 - crop.y0))
+                  for j, (c, crop) in enumerate(zip(s.category_ids, crops, strict=True))]
+        maps = image_maps(inputs, size, size, GammParams.for_variant("isbi", target_category=1))
+        masks = torch.from_numpy(__import__("numpy").stack(s.masks)).to(torch.uint8)
+        ys = [(m.any(1).nonzero()[0], m.any(0).nonzero()[0]) for m in s.masks]
+        boxes = torch.tensor([[c[0], r[0], c[-1] + 1, r[-1] + 1] for r, c in ys], dtype=torch.float32)
+        images.append(torch.from_numpy(s.image).float().div(255).expand(3, size, size).contiguous())
+        targets.append({"boxes": boxes, "labels": torch.tensor(s.category_ids, dtype=torch.int64), "masks": masks,
+                        "ga_maps": torch.from_numpy(__import__("numpy").stack([m.sanitised().to_dense() for m in maps]))
+                        .float()})
+    return images, targets
+
+
+def _model(variant: str, size: int, predict_ga: bool = True):
+    import torchvision
+
+    from gains.config import ModelConfig
+    from gains.models.build import build_model
+
+    if variant == "torchvision":
+        return torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=3,
+                                                                  min_size=size, max_size=size)
+    cfg = ModelConfig(variant=variant, backbone="resnet50", norm="frozen_bn", min_size_train=[size],
+                      min_size_test=size, max_size=size, predict_ga_maps=predict_ga)
+    return build_model(cfg, 2)
+
+
+def child(args: argparse.Namespace) -> dict:
+    """One measurement in this process; prints a JSON line."""
+    import torch
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    images, targets = _batch(args.size, args.batch)
+    images = [i.to(device) for i in images]
+    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    if args.variant == "torchvision":
+        targets = [{k: v for k, v in t.items() if k != "ga_maps"} for t in targets]
+    model = _model(args.variant, args.size, predict_ga=not args.no_ga).to(device)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+    ctx = (torch.autocast(device.type, dtype=torch.bfloat16) if args.amp == "bf16"
+           else __import__("contextlib").nullcontext())
+    times = []
+    for step in range(args.warmup + args.steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        if args.mode == "train":
+            model.train()
+            with ctx:
+                loss = sum(model(images, targets).values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        else:
+            model.eval()
+            with torch.no_grad(), ctx:
+                model(images)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if step >= args.warmup:
+            times.append(time.perf_counter() - t0)
+    peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {"variant": args.variant, "mode": args.mode, "amp": args.amp, "no_ga": args.no_ga,
+            "median_s": statistics.median(times), "peak_mib": peak, "steps": len(times)}
+
+
+def run(args: argparse.Namespace, variant: str, mode: str, amp: str, no_ga: bool = False) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--variant", variant, "--mode", mode, "--amp", amp,
+           "--device", args.device, "--size", str(args.size), "--batch", str(args.batch), "--steps", str(args.steps),
+           "--warmup", str(args.warmup)] + (["--no-ga"] if no_ga else [])
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    print(f"{variant:12s} {mode:6s} {amp:5s} {'no GA' if no_ga else '':6s} median {row['median_s']:7.3f} s   "
+          f"peak {row['peak_mib']:8.0f} MiB", flush=True)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "bench_train.json")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--variant", default="gains", help=argparse.SUPPRESS)
+    p.add_argument("--mode", default="train", help=argparse.SUPPRESS)
+    p.add_argument("--amp", default="none", help=argparse.SUPPRESS)
+    p.add_argument("--no-ga", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(child(args)))
+        return
+    amps = ["none", "bf16"] if args.device == "cpu" else ["none"]
+    rows = []
+    for amp in amps:
+        for variant in ("torchvision", "maskrcnn", "gains"):
+            rows.append(run(args, variant, "train", amp))
+    for variant, no_ga in (("maskrcnn", False), ("gains", False), ("gains", True)):
+        rows.append(run(args, variant, "infer", "none", no_ga))
+
+    def pick(variant, mode, amp="none", no_ga=False):
+        return next(r for r in rows if (r["variant"], r["mode"], r["amp"], r["no_ga"]) == (variant, mode, amp, no_ga))
+
+    ratios = {
+        "train_step_gains_over_maskrcnn": pick("gains", "train")["median_s"] / pick("maskrcnn", "train")["median_s"],
+        "train_peak_gains_over_maskrcnn": pick("gains", "train")["peak_mib"] / pick("maskrcnn", "train")["peak_mib"],
+        "train_step_maskrcnn_over_torchvision": pick("maskrcnn", "train")["median_s"]
+        / pick("torchvision", "train")["median_s"],
+        "infer_gains_over_maskrcnn": pick("gains", "infer")["median_s"] / pick("maskrcnn", "infer")["median_s"],
+        "infer_gains_noga_over_maskrcnn": pick("gains", "infer", no_ga=True)["median_s"]
+        / pick("maskrcnn", "infer")["median_s"],
+    }
+    if "bf16" in amps:
+        ratios["train_step_gains_bf16_over_fp32"] = pick("gains", "train", "bf16")["median_s"] / pick(
+            "gains", "train")["median_s"]
+    print()
+    for k, v in ratios.items():
+        print(f"{k:40s} {v:6.3f}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                                     "settings": {"device": args.device, "size": args.size, "batch": args.batch,
+                                                  "steps": args.steps, "warmup": args.warmup},
+                                     "rows": rows, "ratios": ratios}, indent=1))
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
