@@ -1,7 +1,8 @@
 """Training-step and inference cost of GAInS against Mask R-CNN, measured in one run on the same data.
 
-Each measurement runs in its own process (so peak memory is its own): median step time over
-``--steps`` steps after ``--warmup``, and peak resident memory (CPU) or peak allocated memory (CUDA).
+Step times are medians over ``--steps`` rounds after ``--warmup``, all variants interleaved in one
+process with identical seeds and fixed weights (see ``timing``); peak memory is measured with each
+variant alone in its own process (peak resident memory on the CPU, peak allocated memory on CUDA).
 Variants: ``maskrcnn`` (our baseline head), ``gains``, and ``torchvision`` (torchvision's stock
 maskrcnn_resnet50_fpn, the reference point for the baseline), each in fp32 and, on the CPU, with
 ``bf16`` autocast; inference of gains with and without the anomaly branch against maskrcnn.
@@ -15,12 +16,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from gains.sysinfo import peak_rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,68 +52,110 @@ def _batch(size: int, batch: int):
 
 
 def _model(variant: str, size: int, predict_ga: bool = True):
-    import torchvision
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+    from torchvision.ops import FrozenBatchNorm2d
 
     from gains.config import ModelConfig
     from gains.models.build import build_model
 
-    if variant == "torchvision":
-        return torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=3,
-                                                                  min_size=size, max_size=size)
+    if variant == "torchvision":  # stock torchvision heads, same backbone setting as ours (frozen BN, 3 stages)
+        backbone = resnet_fpn_backbone(backbone_name="resnet50", weights=None, norm_layer=FrozenBatchNorm2d,
+                                       trainable_layers=3)
+        return MaskRCNN(backbone, num_classes=3, min_size=size, max_size=size)
     cfg = ModelConfig(variant=variant, backbone="resnet50", norm="frozen_bn", min_size_train=[size],
                       min_size_test=size, max_size=size, predict_ga_maps=predict_ga)
     return build_model(cfg, 2)
 
 
-def child(args: argparse.Namespace) -> dict:
-    """One measurement in this process; prints a JSON line."""
+def _step_fn(model, images, targets, mode: str, amp: str, device):
+    import contextlib
+
     import torch
 
-    torch.manual_seed(0)
-    device = torch.device(args.device)
-    images, targets = _batch(args.size, args.batch)
-    images = [i.to(device) for i in images]
-    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-    if args.variant == "torchvision":
-        targets = [{k: v for k, v in t.items() if k != "ga_maps"} for t in targets]
-    model = _model(args.variant, args.size, predict_ga=not args.no_ga).to(device)
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
-    ctx = (torch.autocast(device.type, dtype=torch.bfloat16) if args.amp == "bf16"
-           else __import__("contextlib").nullcontext())
-    times = []
-    for step in range(args.warmup + args.steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        if args.mode == "train":
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0, momentum=0.9)
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp == "bf16" else contextlib.nullcontext()
+
+    def step() -> None:
+        if mode == "train":
             model.train()
             with ctx:
                 loss = sum(model(images, targets).values())
             opt.zero_grad()
             loss.backward()
-            opt.step()
+            opt.step()  # lr 0: the arithmetic of a step, the weights unchanged
         else:
             model.eval()
             with torch.no_grad(), ctx:
                 model(images)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if step >= args.warmup:
-            times.append(time.perf_counter() - t0)
+    return step
+
+
+def _inputs(args: argparse.Namespace, device, variant: str):
+    images, targets = _batch(args.size, args.batch)
+    images = [i.to(device) for i in images]
+    targets = [{k: v.to(device) for k, v in t.items() if variant != "torchvision" or k != "ga_maps"}
+               for t in targets]
+    return images, targets
+
+
+def timing(args: argparse.Namespace, mode: str, amp: str, variants: list[tuple[str, bool]]) -> list[dict]:
+    """Median step time of each variant, interleaved round by round in this process.
+
+    Every model is built from the same seed (shared parts get identical weights), weights stay fixed
+    (lr 0) and every round reseeds torch before each variant, so all variants see the same proposals and
+    samples: the difference is the GA parts alone, and machine noise hits every variant alike.
+    """
+    import torch
+
+    device = torch.device(args.device)
+    runs = []
+    for variant, no_ga in variants:
+        torch.manual_seed(0)
+        model = _model(variant, args.size, predict_ga=not no_ga).to(device)
+        runs.append((variant, no_ga, _step_fn(model, *_inputs(args, device, variant), mode, amp, device), []))
+    for r in range(args.warmup + args.steps):
+        for _, _, step, times in runs:
+            torch.manual_seed(r)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if r >= args.warmup:
+                times.append(time.perf_counter() - t0)
+    rows = []
+    for variant, no_ga, _, times in runs:
+        rows.append({"variant": variant, "mode": mode, "amp": amp, "no_ga": no_ga,
+                     "median_s": statistics.median(times), "steps": len(times)})
+        print(f"{variant:12s} {mode:6s} {amp:5s} {'no GA' if no_ga else '':6s} median {rows[-1]['median_s']:7.3f} s",
+              flush=True)
+    return rows
+
+
+def child(args: argparse.Namespace) -> dict:
+    """Peak memory of one variant's training step, alone in this process."""
+    import torch
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = _model(args.variant, args.size).to(device)
+    step = _step_fn(model, *_inputs(args, device, args.variant), "train", args.amp, device)
+    for r in range(2):
+        torch.manual_seed(r)
+        step()
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return {"variant": args.variant, "mode": args.mode, "amp": args.amp, "no_ga": args.no_ga,
-            "median_s": statistics.median(times), "peak_mib": peak, "steps": len(times)}
+            else peak_rss_mib())
+    return {"variant": args.variant, "amp": args.amp, "peak_mib": peak}
 
 
-def run(args: argparse.Namespace, variant: str, mode: str, amp: str, no_ga: bool = False) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--variant", variant, "--mode", mode, "--amp", amp,
-           "--device", args.device, "--size", str(args.size), "--batch", str(args.batch), "--steps", str(args.steps),
-           "--warmup", str(args.warmup)] + (["--no-ga"] if no_ga else [])
+def peak(args: argparse.Namespace, variant: str, amp: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--variant", variant, "--amp", amp, "--device", args.device,
+           "--size", str(args.size), "--batch", str(args.batch)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
     row = json.loads(res.stdout.strip().splitlines()[-1])
-    print(f"{variant:12s} {mode:6s} {amp:5s} {'no GA' if no_ga else '':6s} median {row['median_s']:7.3f} s   "
-          f"peak {row['peak_mib']:8.0f} MiB", flush=True)
+    print(f"{variant:12s} peak ({amp}) {row['peak_mib']:8.0f} MiB", flush=True)
     return row
 
 
@@ -125,27 +169,28 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "bench_train.json")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--variant", default="gains", help=argparse.SUPPRESS)
-    p.add_argument("--mode", default="train", help=argparse.SUPPRESS)
     p.add_argument("--amp", default="none", help=argparse.SUPPRESS)
-    p.add_argument("--no-ga", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args)))
         return
     amps = ["none", "bf16"] if args.device == "cpu" else ["none"]
+    trio = [("torchvision", False), ("maskrcnn", False), ("gains", False)]
     rows = []
     for amp in amps:
-        for variant in ("torchvision", "maskrcnn", "gains"):
-            rows.append(run(args, variant, "train", amp))
-    for variant, no_ga in (("maskrcnn", False), ("gains", False), ("gains", True)):
-        rows.append(run(args, variant, "infer", "none", no_ga))
+        rows += timing(args, "train", amp, trio)
+    rows += timing(args, "infer", "none", [("maskrcnn", False), ("gains", False), ("gains", True)])
+    peaks = [peak(args, v, "none") for v in ("torchvision", "maskrcnn", "gains")]
 
     def pick(variant, mode, amp="none", no_ga=False):
         return next(r for r in rows if (r["variant"], r["mode"], r["amp"], r["no_ga"]) == (variant, mode, amp, no_ga))
 
+    def mem(variant):
+        return next(r["peak_mib"] for r in peaks if r["variant"] == variant)
+
     ratios = {
         "train_step_gains_over_maskrcnn": pick("gains", "train")["median_s"] / pick("maskrcnn", "train")["median_s"],
-        "train_peak_gains_over_maskrcnn": pick("gains", "train")["peak_mib"] / pick("maskrcnn", "train")["peak_mib"],
+        "train_peak_gains_over_maskrcnn": mem("gains") / mem("maskrcnn"),
         "train_step_maskrcnn_over_torchvision": pick("maskrcnn", "train")["median_s"]
         / pick("torchvision", "train")["median_s"],
         "infer_gains_over_maskrcnn": pick("gains", "infer")["median_s"] / pick("maskrcnn", "infer")["median_s"],
@@ -155,6 +200,8 @@ def main() -> None:
     if "bf16" in amps:
         ratios["train_step_gains_bf16_over_fp32"] = pick("gains", "train", "bf16")["median_s"] / pick(
             "gains", "train")["median_s"]
+        ratios["train_step_gains_over_maskrcnn_bf16"] = pick("gains", "train", "bf16")["median_s"] / pick(
+            "maskrcnn", "train", "bf16")["median_s"]
     print()
     for k, v in ratios.items():
         print(f"{k:40s} {v:6.3f}")
@@ -162,7 +209,7 @@ def main() -> None:
     args.json.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                                      "settings": {"device": args.device, "size": args.size, "batch": args.batch,
                                                   "steps": args.steps, "warmup": args.warmup},
-                                     "rows": rows, "ratios": ratios}, indent=1))
+                                     "rows": rows, "peaks": peaks, "ratios": ratios}, indent=1))
     print(f"\nwrote {args.json}")
 
 

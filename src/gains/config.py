@@ -69,6 +69,7 @@ class ModelConfig:
     mask_loss_weight: float | None = None
     ga_loss_weight: float = 1.0
     predict_ga_maps: bool = True
+    ga_rois_per_image: int | None = 32
     min_size_train: list[int] = field(default_factory=lambda: [640, 672, 704, 736, 768, 800])
     min_size_test: int = 800
     max_size: int = 1333

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from gains.atomic import atomic_write
+from gains.atomic import atomic_write, staged_folder
 from gains.errors import InputError
 from gains.gamm.raster import MaskCrop, tight_crop
 from gains.imageio import encode_tiff, image_size
@@ -104,11 +104,7 @@ def write_dataset(
             empty or of another size than its image.
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{out}: folder exists and is not empty (pass --overwrite to replace it)")
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with staged_folder(out, overwrite) as tmp:
         images, anns = [], []
         for image_id, sample in enumerate(samples, start=1):
             if sample.source is not None:
@@ -134,10 +130,4 @@ def write_dataset(
                              "area": mask.area, "iscrowd": 0, **extra})
         doc = {"info": info or {}, "images": images, "annotations": anns, "categories": list(categories)}
         atomic_write(tmp / "annotations.json", lambda fh: fh.write(json.dumps(doc).encode()))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / "annotations.json"

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gains.atomic import atomic_write
+from gains.atomic import atomic_write, staged_folder
 from gains.data.stats import pair_relation
 from gains.errors import InputError
-from gains.gamm.coco import load_coco, resolve_image
+from gains.gamm.coco import checked_image_file, load_coco
 from gains.gamm.raster import segmentation_to_crop
-from gains.imageio import encode_tiff, image_size
+from gains.imageio import encode_tiff
 
 
 def export_dataset(folder: str | Path, to: str, out: str | Path, overwrite: bool = False) -> Path:
@@ -31,14 +31,9 @@ def export_dataset(folder: str | Path, to: str, out: str | Path, overwrite: bool
         raise InputError(f"unknown export format {to!r}; expected labels or masks")
     folder, out = Path(folder), Path(out)
     coco = load_coco(folder / "annotations.json")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{out}: folder exists and is not empty (pass --overwrite to replace it)")
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with staged_folder(out, overwrite) as tmp:
         for image in coco.images:
-            src = resolve_image(folder / "images", image.file_name, f"{coco.path}: image {image.id}")
-            h, w = image_size(src)
+            src, h, w = checked_image_file(coco, image, folder / "images")
             anns = coco.anns_by_image[image.id]
             crops = [segmentation_to_crop(a["segmentation"], h, w) for a in anns]
             stem = Path(image.file_name).stem
@@ -62,10 +57,4 @@ def export_dataset(folder: str | Path, to: str, out: str | Path, overwrite: bool
                 dest = tmp / stem / "images" / Path(image.file_name).name
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -14,9 +14,8 @@ import numpy as np
 
 from gains.data.canonical import Sample, write_dataset
 from gains.errors import InputError
-from gains.gamm.coco import load_coco, resolve_image
+from gains.gamm.coco import checked_image_file, load_coco
 from gains.gamm.raster import MaskCrop, tight_crop
-from gains.imageio import image_size
 
 COMPUTED = {"id", "image_id", "category_id", "segmentation", "bbox", "area", "iscrowd"}
 
@@ -68,11 +67,7 @@ def convert_coco(annotations: str | Path, images_dir: str | Path, out: str | Pat
 
     def samples():
         for image in coco.images:
-            where = f"{coco.path}: image {image.id}"
-            file = resolve_image(images_dir, image.file_name, where)
-            h, w = image_size(file)
-            if image.height is not None and (image.height, image.width) != (h, w):
-                raise InputError(f"{where}: {file} is {h}x{w} but the JSON says {image.height}x{image.width}")
+            file, h, w = checked_image_file(coco, image, images_dir)
             crops: list[MaskCrop] = []
             cats, extra = [], []
             for ann in coco.anns_by_image[image.id]:

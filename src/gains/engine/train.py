@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -31,6 +30,7 @@ from gains.evaluation.evaluator import evaluate
 from gains.gamm import GammParams
 from gains.models.build import build_model
 from gains.models.weights import load_weights
+from gains.sysinfo import peak_rss_mib
 
 log = logging.getLogger("gains.train")
 
@@ -86,7 +86,7 @@ def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_
 def _peak_memory_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mib()
 
 
 def _autocast(amp: str, device: torch.device):

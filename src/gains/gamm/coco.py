@@ -139,6 +139,20 @@ def _bbox(ann: dict[str, Any], crop_box: tuple[int, int, int, int]) -> tuple[flo
     return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
+def checked_image_file(coco: CocoAnnotations, image: CocoImage, image_dir: Path) -> tuple[Path, int, int]:
+    """(file, height, width) of an image entry: the file exists, is readable and has the JSON's size.
+
+    Raises:
+        InputError: path escaping ``image_dir``, missing/unreadable file, size different from the JSON.
+    """
+    where = f"{coco.path}: image {image.id}"
+    file = resolve_image(image_dir, image.file_name, where)
+    height, width = image_size(file)
+    if image.height is not None and (image.height, image.width) != (height, width):
+        raise InputError(f"{where}: {file} is {height}x{width} but the JSON says {image.height}x{image.width}")
+    return file, height, width
+
+
 def prepare_image(
     coco: CocoAnnotations, image: CocoImage, image_dir: Path, skip_invalid: bool = False
 ) -> tuple[int, int, list[InstanceInput], list[str]]:
@@ -152,11 +166,7 @@ def prepare_image(
         InputError: missing/unreadable image, size mismatch with the JSON, malformed or degenerate
             segmentation, empty mask (annotation problems only without ``skip_invalid``).
     """
-    where_img = f"{coco.path}: image {image.id}"
-    file = resolve_image(image_dir, image.file_name, where_img)
-    height, width = image_size(file)
-    if image.height is not None and (image.height, image.width) != (height, width):
-        raise InputError(f"{where_img}: {file} is {height}x{width} but the JSON says {image.height}x{image.width}")
+    _, height, width = checked_image_file(coco, image, image_dir)
     instances: list[InstanceInput] = []
     skipped: list[str] = []
     for ann in coco.anns_by_image[image.id]:

@@ -64,7 +64,7 @@ def build_model(cfg: ModelConfig, num_classes: int) -> MaskRCNN:
         mask_roi_pool=mask_pool, mask_branch=MaskBranch(256, num_classes + 1),
         fusion=GuidanceFusion(256) if gains else None, anomaly=MaskBranch(256, num_classes + 1) if gains else None,
         mask_loss_weight=mask_weight, ga_loss_weight=cfg.ga_loss_weight, predict_ga_maps=cfg.predict_ga_maps,
-        aligned=cfg.roi_aligned,
+        aligned=cfg.roi_aligned, ga_rois_per_image=cfg.ga_rois_per_image,
     )
     model.transform = GainsTransform(cfg.min_size_train, cfg.min_size_test, cfg.max_size, cfg.image_mean,
                                      cfg.image_std)

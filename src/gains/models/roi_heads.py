@@ -1,7 +1,9 @@
 """``GainsRoIHeads``: torchvision's RoIHeads with the GAInS mask and anomaly branches.
 
 Proposals are sampled once (``select_training_samples``); the positives and their matched ground
-truth indices feed ``_forward_mask`` and ``_forward_ga``. Without ``fusion``/``anomaly`` it is a plain
+truth indices feed ``_forward_mask`` and ``_forward_ga``. The mask loss uses every positive RoI; the
+anomaly branch trains on at most ``ga_rois_per_image`` of them per image (None = all, the reference),
+which keeps its cost small (see docs/BENCHMARKS.md). Without ``fusion``/``anomaly`` it is a plain
 Mask R-CNN head with the same mask targets (RoIAlign aligned=True), so the two variants differ only
 by the GA parts. Targets: ``boxes``, ``labels`` (1..C), ``masks`` uint8 [N, H, W] and, for GAInS,
 ``ga_maps`` float32 [N, H, W] in the (resized) image frame.
@@ -27,7 +29,7 @@ class GainsRoIHeads(RoIHeads):
     def __init__(self, *args, mask_roi_pool: nn.Module, mask_branch: MaskBranch,
                  fusion: GuidanceFusion | None = None, anomaly: MaskBranch | None = None,
                  mask_loss_weight: float = 0.75, ga_loss_weight: float = 1.0, predict_ga_maps: bool = True,
-                 aligned: bool = True, **kwargs) -> None:
+                 aligned: bool = True, ga_rois_per_image: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.mask_roi_pool = mask_roi_pool
         self.mask_branch = mask_branch
@@ -37,6 +39,7 @@ class GainsRoIHeads(RoIHeads):
         self.ga_loss_weight = ga_loss_weight
         self.predict_ga_maps = predict_ga_maps
         self.aligned = aligned
+        self.ga_rois_per_image = ga_rois_per_image
 
     @property
     def is_gains(self) -> bool:
@@ -58,6 +61,18 @@ class GainsRoIHeads(RoIHeads):
     def _forward_ga(self, pooled: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
         """Anomaly logits [R, C+1, M, M] from the fused (pooled, inner) feature."""
         return self.anomaly(self.fusion(pooled, inner))[0]
+
+    def _ga_subset(self, counts: list[int], device: torch.device) -> torch.Tensor:
+        """Indices of the positive RoIs the anomaly branch trains on: at most ``ga_rois_per_image`` per
+        image, drawn at random (torch's generator); all of them when the cap is None."""
+        picks, offset = [], 0
+        for n in counts:
+            idx = torch.arange(offset, offset + n, device=device)
+            if self.ga_rois_per_image is not None and n > self.ga_rois_per_image:
+                idx = idx[torch.randperm(n, device=device)[: self.ga_rois_per_image].sort().values]
+            picks.append(idx)
+            offset += n
+        return torch.cat(picks) if picks else torch.zeros(0, dtype=torch.int64, device=device)
 
     def forward(self, features, proposals, image_shapes, targets=None):
         if self.training:
@@ -84,8 +99,9 @@ class GainsRoIHeads(RoIHeads):
             ga = torch.cat(ga_t) if self.is_gains else None
             losses["loss_mask"] = self.mask_loss_weight * weighted_mask_loss(mask_logits, lab, torch.cat(mask_t), ga)
             if self.is_gains:
-                ga_logits = self._forward_ga(pooled, inner)
-                losses["loss_ga"] = self.ga_loss_weight * ga_regression_loss(ga_logits, lab, ga)
+                sel = self._ga_subset([len(b) for b in pos_boxes], lab.device)
+                ga_logits = self._forward_ga(pooled[sel], inner[sel])
+                losses["loss_ga"] = self.ga_loss_weight * ga_regression_loss(ga_logits, lab[sel], ga[sel])
             return [], losses
 
         class_logits, box_regression = self._forward_box(features, proposals, image_shapes)
