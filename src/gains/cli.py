@@ -252,6 +252,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score a COCO results file against a ground truth (no model)",
+                       description="segm/bbox AP, AJI (GAInS and Kumar), AJI+, PQ, F1@0.5 and the DSB score.")
+    p.add_argument("gt", type=Path, help="ground-truth COCO JSON")
+    p.add_argument("results", type=Path, help="COCO results JSON (RLE or polygon segmentations with scores)")
+    p.add_argument("--score-thresh", type=float, default=0.5, help="predictions kept for aji/aji_plus/pq/f1/dsb")
+    p.add_argument("--max-dets", type=int, default=100, help="detections per image for AP and aji_gains")
+    p.add_argument("--out", type=Path, required=True, help="METRICS.json (a per-image CSV is written beside it)")
+    p.set_defaults(func=_cmd_score)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from gains.evaluation.score import AP_KEYS, PER_IMAGE, score, write_metrics
+
+    metrics, rows = score(args.gt, args.results, args.score_thresh, args.max_dets)
+    out, csv_path = write_metrics(args.out, metrics, rows)
+    for key in (*AP_KEYS, *PER_IMAGE):
+        print(f"{key:10s} {metrics[key]:.4f}")
+    print(f"wrote {out} and {csv_path}")
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job end to end on generated data",
                        description="Synthesise scenes, compute their GA maps and write previews.")
@@ -281,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert(sub)
     _add_dataset_tools(sub)
     _add_train(sub)
+    _add_score(sub)
     _add_demo(sub)
     return parser
 
