@@ -274,6 +274,64 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="run a trained model over a dataset split and score it",
+                       description="Predict a split with a checkpoint; write results.json, METRICS.json and a CSV.")
+    p.add_argument("checkpoint", type=Path, help="run folder (best.pt, else last.pt) or checkpoint file")
+    p.add_argument("--data", type=Path, required=True, help="canonical dataset folder (or a COCO json)")
+    p.add_argument("--split", default="test", help="train, val, test or all (default test)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--score-thresh", type=float, help="default: the checkpoint's eval.score_thresh")
+    p.add_argument("--max-dets", type=int, help="default: the checkpoint's eval.max_dets")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override inference settings, e.g. model.detections_per_img=300")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from gains.evaluation.score import AP_KEYS, PER_IMAGE
+    from gains.inference.eval_run import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out, args.device, args.batch_size,
+                                  args.overrides, args.score_thresh, args.max_dets)
+    for key in (*AP_KEYS, *PER_IMAGE):
+        print(f"{key:10s} {metrics[key]:.4f}")
+    print(f"wrote {args.out / 'results.json'}, {args.out / 'METRICS.json'}")
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="segment images (tiled when large) and write results",
+                       description="Segment image files or folders with a trained model.")
+    p.add_argument("checkpoint", type=Path, help="run folder or checkpoint file")
+    p.add_argument("inputs", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF) or folders")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--format", default="coco,overlay", help="comma list of coco, labels, overlay, ga")
+    p.add_argument("--tile", type=int, default=1024, help="tile side for large images (0: never tile)")
+    p.add_argument("--overlap", type=int, default=128, help="tile overlap in pixels")
+    p.add_argument("--scale", type=float, help="pixel scale before the model (default: model's own for whole "
+                   "images, 1.0 for tiles)")
+    p.add_argument("--score-thresh", type=float, help="default: the checkpoint's eval.score_thresh")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from gains.inference.predict_run import predict_files
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    summary = predict_files(args.checkpoint, args.inputs, args.out, formats, tile=args.tile or None,
+                            overlap=args.overlap, device=args.device, scale=args.scale,
+                            score_thresh=args.score_thresh, overrides=args.overrides, progress=not args.quiet)
+    print(f"{summary['instances']} instances in {summary['images']} images -> {summary['out']} "
+          f"(peak memory {summary['peak_mib']:.0f} MiB)")
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job end to end on generated data",
                        description="Synthesise scenes, compute their GA maps and write previews.")
@@ -304,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_tools(sub)
     _add_train(sub)
     _add_score(sub)
+    _add_eval(sub)
+    _add_predict(sub)
     _add_demo(sub)
     return parser
 

@@ -120,6 +120,8 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     train_json, val_json, images = resolve_data(cfg, run_dir)
     train_set = build_train_dataset(cfg, train_json, images, run_dir)
     num_classes = cfg.model.num_classes or len(train_set.category_to_label)
+    categories = [{"label": label, "id": cat, "name": train_set.category_names.get(cat, str(cat))}
+                  for label, cat in sorted(train_set.label_to_category.items())]
     model = build_model(cfg.model, num_classes)
     load_weights(model, cfg.model.weights, cfg.model.backbone)
     model.to(device)
@@ -199,10 +201,10 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
                 log.info("iteration %d: val %s", done, {k: round(v, 4) for k, v in metrics.items()})
             if metrics["segm/AP"] > best:
                 best = metrics["segm/AP"]
-                _save(run_dir / "best.pt", model, optimizer, scheduler, scaler, done, best, cfg)
+                _save(run_dir / "best.pt", model, optimizer, scheduler, scaler, done, best, cfg, categories)
             summary["best_segm_AP"] = best
         if is_last or (cfg.train.checkpoint_period and done % cfg.train.checkpoint_period == 0):
-            _save(last_path, model, optimizer, scheduler, scaler, done, best, cfg)
+            _save(last_path, model, optimizer, scheduler, scaler, done, best, cfg, categories)
     bar.close()
     if writer is not None:
         writer.close()
@@ -212,14 +214,15 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     return summary
 
 
-def _save(path: Path, model, optimizer, scheduler, scaler, iteration: int, best: float, cfg: Config) -> None:
+def _save(path: Path, model, optimizer, scheduler, scaler, iteration: int, best: float, cfg: Config,
+          categories: list[dict[str, Any]]) -> None:
     """Gather every rank's RNG state, then rank 0 writes the checkpoint atomically."""
     states = dist.all_gather_objects(rng_state())
     if dist.is_main():
         save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), iteration=iteration,
                         best=best, rng=states if len(states) > 1 else states[0], config=config_to_dict(cfg),
-                        variant=cfg.model.variant)
+                        variant=cfg.model.variant, categories=categories)
     dist.barrier()
 
 

@@ -23,6 +23,7 @@ class GainsTransform(GeneralizedRCNNTransform):
                  image_std: list[float]) -> None:
         super().__init__(tuple(train_sizes), max_size, image_mean, image_std)
         self.test_size = test_size
+        self.paste = True  # False: keep RoI-sized masks/GA maps (the predictor pastes them per instance)
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
         size = float(self.torch_choice(list(self.min_size))) if self.training else float(self.test_size)
@@ -59,6 +60,8 @@ class GainsTransform(GeneralizedRCNNTransform):
         for i, (pred, im_s, o_im_s) in enumerate(zip(result, image_shapes, original_image_sizes, strict=True)):
             boxes = resize_boxes(pred["boxes"], im_s, o_im_s)
             result[i]["boxes"] = boxes
+            if not self.paste:
+                continue
             if "masks" in pred:
                 result[i]["masks"] = paste_masks_in_image(pred["masks"], boxes, o_im_s)
             if "ga_maps" in pred:

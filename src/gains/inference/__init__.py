@@ -1,0 +1,1 @@
+"""Inference: loading trained models, predicting (tiled for large images) and writing the outputs."""

@@ -1,0 +1,54 @@
+"""``gains eval``: run a trained model over a dataset split and score it with every metric."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gains.atomic import atomic_write
+from gains.data.dataset import InstanceDataset
+from gains.engine import distributed as dist
+from gains.errors import InputError
+from gains.evaluation.evaluator import predict_dataset
+from gains.evaluation.score import score, write_metrics
+from gains.inference.loading import load_model
+
+
+def split_file(data: str | Path, split: str) -> Path:
+    """``DIR/<split>.json`` (``all`` = ``annotations.json``), or ``data`` itself when it is a JSON file."""
+    data = Path(data)
+    if data.is_file():
+        return data
+    path = data / ("annotations.json" if split == "all" else f"{split}.json")
+    if not path.is_file():
+        raise InputError(f"{path}: no such split (make it with `gains split {data}`)")
+    return path
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str, out: str | Path,
+                        device: str = "cpu", batch_size: int = 1, overrides: list[str] | None = None,
+                        score_thresh: float | None = None, max_dets: int | None = None) -> dict[str, Any]:
+    """Predict ``split`` of ``data`` with ``checkpoint``; write results.json, METRICS.json and the CSV.
+
+    Returns the metrics (every rank gets them; rank 0 writes the files).
+    """
+    torch_device = dist.resolve_device(device)
+    dist.init_distributed(torch_device)
+    model, cfg, categories = load_model(checkpoint, overrides, torch_device)
+    gt = split_file(data, split)
+    dataset = InstanceDataset(gt)
+    unknown = {c["id"] for c in categories} - set(dataset.category_to_label)
+    if unknown:
+        raise InputError(f"{gt}: categories {sorted(unknown)} of the model are not in this dataset")
+    dataset.label_to_category = {c["label"]: c["id"] for c in categories}
+    results = predict_dataset(model, dataset, torch_device, batch_size)
+    out = Path(out)
+    metrics: dict[str, Any] = {}
+    if dist.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "results.json", lambda fh: fh.write(json.dumps(results).encode()))
+        metrics, rows = score(gt, out / "results.json", score_thresh if score_thresh is not None else
+                              cfg.eval.score_thresh, max_dets if max_dets is not None else cfg.eval.max_dets)
+        write_metrics(out / "METRICS.json", metrics, rows)
+    return dist.broadcast_object(metrics)

@@ -1,0 +1,181 @@
+"""Predict instances in images of any size: whole images, or tiles merged across seams.
+
+An instance is kept as a tight mask crop in image coordinates (never a full-size array), with its
+category id, score, box and, for GAInS models, the predicted GA map over its box (1 = no anomaly).
+Large images are cut into ``tile`` x ``tile`` tiles overlapping by ``overlap`` pixels; detections of
+neighbouring tiles that agree inside the tiles' shared band (mask IoU there > 0.5) are one object cut
+by the seam, merged as the union of their masks; remaining duplicates are removed by mask IoU > 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+from gains.data.dataset import image_to_tensor
+from gains.gamm.raster import MaskCrop, tight_crop
+
+
+@dataclass
+class Instance:
+    """One predicted object. ``ga`` is None or a float32 map over ``mask``'s crop box."""
+
+    category_id: int
+    score: float
+    mask: MaskCrop
+    ga: np.ndarray | None = None
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """xyxy, pixel edges."""
+        return self.mask.x0, self.mask.y0, self.mask.x1, self.mask.y1
+
+
+def _paste_one(prob: torch.Tensor, box: torch.Tensor, height: int, width: int) -> tuple[int, int, np.ndarray]:
+    """Paste one RoI map [1, M, M] into its own box-sized canvas; returns (y0, x0, map)."""
+    x0 = max(int(np.floor(float(box[0]))) - 1, 0)
+    y0 = max(int(np.floor(float(box[1]))) - 1, 0)
+    x1 = min(int(np.ceil(float(box[2]))) + 1, width)
+    y1 = min(int(np.ceil(float(box[3]))) + 1, height)
+    local = box - torch.tensor([x0, y0, x0, y0], dtype=box.dtype)
+    canvas = paste_masks_in_image(prob[None], local[None], (max(y1 - y0, 1), max(x1 - x0, 1)))[0, 0]
+    return y0, x0, canvas.numpy()
+
+
+class Predictor:
+    """Run a detection model image by image (see the module docstring).
+
+    Args:
+        model: a gains MaskRCNN in eval mode.
+        categories: [{label, id, name}] of the model.
+        tile: tile side; images whose sides both fit are predicted whole. None: never tile.
+        overlap: tile overlap in pixels (should exceed the largest object's half size).
+        scale: pixel scale applied before the model; None = the model's own test-time resize for
+            whole images and 1.0 for tiles.
+        score_thresh: instances below are dropped; mask_thresh: probability threshold of masks.
+    """
+
+    def __init__(self, model: torch.nn.Module, categories: list[dict[str, Any]], device: torch.device,
+                 tile: int | None = 1024, overlap: int = 128, scale: float | None = None,
+                 score_thresh: float = 0.5, mask_thresh: float = 0.5) -> None:
+        if tile is not None and overlap >= tile:
+            raise ValueError("overlap must be smaller than the tile")
+        self.model, self.device = model.eval(), device
+        self.label_to_category = {int(c["label"]): int(c["id"]) for c in categories}
+        self.tile, self.overlap, self.scale = tile, overlap, scale
+        self.score_thresh, self.mask_thresh = score_thresh, mask_thresh
+
+    @torch.no_grad()
+    def _run(self, pixels: np.ndarray, y_off: int, x_off: int, scale: float | None) -> list[Instance]:
+        h, w = pixels.shape[:2]
+        tr = self.model.transform
+        saved = (tr.test_size, tr.max_size, tr.paste)
+        if scale is not None:
+            tr.test_size, tr.max_size = min(h, w) * scale, max(h, w) * scale + 1
+        tr.paste = False
+        try:
+            out = self.model([image_to_tensor(pixels).to(self.device)])[0]
+        finally:
+            tr.test_size, tr.max_size, tr.paste = saved
+        found = []
+        keep = torch.where(out["scores"] >= self.score_thresh)[0]
+        for k in keep.tolist():
+            box = out["boxes"][k].cpu()
+            y0, x0, prob = _paste_one(out["masks"][k].cpu(), box, h, w)
+            crop = tight_crop(prob >= self.mask_thresh, y0 + y_off, x0 + x_off)
+            if crop is None:
+                continue
+            ga = None
+            if "ga_maps" in out:
+                gy0, gx0, g = _paste_one(out["ga_maps"][k].cpu() - 1.0, box, h, w)
+                gy, gx = crop.y0 - y_off - gy0, crop.x0 - x_off - gx0
+                ga = (g[gy : gy + crop.mask.shape[0], gx : gx + crop.mask.shape[1]] + 1.0).astype(np.float32)
+            found.append(Instance(self.label_to_category[int(out["labels"][k])], float(out["scores"][k]), crop, ga))
+        return found
+
+    def tiles(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """(y0, x0, y1, x1) tiles covering the image, the last ones flush with the border."""
+        def starts(n: int) -> list[int]:
+            if self.tile is None or n <= self.tile:
+                return [0]
+            step = self.tile - self.overlap
+            s = [*range(0, n - self.tile, step), n - self.tile]
+            return sorted(set(s))
+
+        size = self.tile or max(height, width)
+        return [(y, x, min(y + size, height), min(x + size, width)) for y in starts(height) for x in starts(width)]
+
+    def predict(self, pixels: np.ndarray) -> list[Instance]:
+        """Instances of an (H, W) or (H, W, C) image, by descending score."""
+        h, w = pixels.shape[:2]
+        boxes = self.tiles(h, w)
+        if len(boxes) == 1:
+            return sorted(self._run(pixels, 0, 0, self.scale), key=lambda i: -i.score)
+        per_tile = [(b, self._run(pixels[b[0] : b[2], b[1] : b[3]], b[0], b[1], self.scale or 1.0)) for b in boxes]
+        return merge_tiles(per_tile)
+
+
+def _band_iou(a: MaskCrop, b: MaskCrop, band: tuple[int, int, int, int]) -> float:
+    """Mask IoU of two crops restricted to the region ``band`` (y0, x0, y1, x1)."""
+    y0, x0, y1, x1 = band
+    y0, x0 = max(y0, min(a.y0, b.y0)), max(x0, min(a.x0, b.x0))
+    y1, x1 = min(y1, max(a.y1, b.y1)), min(x1, max(a.x1, b.x1))
+    if y0 >= y1 or x0 >= x1:
+        return 0.0
+    ma = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+    mb = np.zeros_like(ma)
+    for crop, canvas in ((a, ma), (b, mb)):
+        ry0, rx0 = max(crop.y0, y0), max(crop.x0, x0)
+        ry1, rx1 = min(crop.y1, y1), min(crop.x1, x1)
+        if ry0 < ry1 and rx0 < rx1:
+            canvas[ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0] = crop.mask[ry0 - crop.y0 : ry1 - crop.y0,
+                                                                         rx0 - crop.x0 : rx1 - crop.x0]
+    union = np.count_nonzero(ma | mb)
+    return np.count_nonzero(ma & mb) / union if union else 0.0
+
+
+def _union(items: list[Instance]) -> Instance:
+    y0, x0 = min(i.mask.y0 for i in items), min(i.mask.x0 for i in items)
+    y1, x1 = max(i.mask.y1 for i in items), max(i.mask.x1 for i in items)
+    mask = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+    ga = np.ones(mask.shape, dtype=np.float32) if all(i.ga is not None for i in items) else None
+    for i in items:
+        sl = (slice(i.mask.y0 - y0, i.mask.y1 - y0), slice(i.mask.x0 - x0, i.mask.x1 - x0))
+        mask[sl] |= i.mask.mask
+        if ga is not None:
+            ga[sl] = np.maximum(ga[sl], i.ga)
+    best = max(items, key=lambda i: i.score)
+    return Instance(best.category_id, best.score, tight_crop(mask, y0, x0), ga)
+
+
+def merge_tiles(per_tile: list[tuple[tuple[int, int, int, int], list[Instance]]]) -> list[Instance]:
+    """Merge detections of overlapping tiles (see the module docstring); returns them by descending score."""
+    flat = [(t, inst) for t, (_, insts) in enumerate(per_tile) for inst in insts]
+    parent = list(range(len(flat)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, (ti, a) in enumerate(flat):
+        for j in range(i + 1, len(flat)):
+            tj, b = flat[j]
+            if ti == tj or a.category_id != b.category_id:
+                continue
+            if a.mask.x1 <= b.mask.x0 or b.mask.x1 <= a.mask.x0 or a.mask.y1 <= b.mask.y0 or b.mask.y1 <= a.mask.y0:
+                continue
+            ta, tb = per_tile[ti][0], per_tile[tj][0]
+            band = (max(ta[0], tb[0]), max(ta[1], tb[1]), min(ta[2], tb[2]), min(ta[3], tb[3]))
+            if band[0] < band[2] and band[1] < band[3] and _band_iou(a.mask, b.mask, band) > 0.5:
+                parent[find(j)] = find(i)
+    groups: dict[int, list[Instance]] = {}
+    for i, (_, inst) in enumerate(flat):
+        groups.setdefault(find(i), []).append(inst)
+    merged = [g[0] if len(g) == 1 else _union(g) for g in groups.values()]
+    return sorted(merged, key=lambda i: -i.score)
