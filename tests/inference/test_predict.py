@@ -1,0 +1,122 @@
+"""Tiling and seam merging, writers, and the eval/predict commands on a tiny trained checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from gains.cli import main
+from gains.gamm.raster import tight_crop
+from gains.inference.predictor import Instance, Predictor, merge_tiles
+from gains.inference.writers import ga_image, label_layers
+from tests.engine.test_train import TINY
+
+
+def disc(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return np.hypot(yy - cy, xx - cx) < r
+
+
+def clip_to(mask: np.ndarray, tile: tuple[int, int, int, int]) -> np.ndarray:
+    out = np.zeros_like(mask)
+    y0, x0, y1, x1 = tile
+    out[y0:y1, x0:x1] = mask[y0:y1, x0:x1]
+    return out
+
+
+def test_merge_tiles_joins_seam_cut_objects_and_drops_duplicates() -> None:
+    h, w = 100, 180
+    left, right = (0, 0, 100, 100), (0, 80, 100, 180)  # overlap band: columns 80..99
+    seam = disc(h, w, 50, 95, 20)  # crosses the band: each tile sees part of it
+    dup = disc(h, w, 20, 90, 6)  # lies inside the band: both tiles see all of it
+    lone = disc(h, w, 60, 30, 10)
+    per_tile = [
+        (left, [Instance(1, 0.9, tight_crop(clip_to(seam, left))), Instance(1, 0.8, tight_crop(dup)),
+                Instance(1, 0.7, tight_crop(lone))]),
+        (right, [Instance(1, 0.6, tight_crop(clip_to(seam, right))), Instance(1, 0.95, tight_crop(dup))]),
+    ]
+    merged = merge_tiles(per_tile)
+    assert len(merged) == 3
+    dense = {round(i.score, 2): i.mask.to_dense(h, w) for i in merged}
+    np.testing.assert_array_equal(dense[0.9], seam)  # union of the two halves, best score
+    np.testing.assert_array_equal(dense[0.95], dup)
+    np.testing.assert_array_equal(dense[0.7], lone)
+
+
+def test_tiles_cover_the_image_flush_with_the_border() -> None:
+    p = Predictor.__new__(Predictor)
+    p.tile, p.overlap = 100, 20
+    tiles = p.tiles(250, 130)
+    covered = np.zeros((250, 130), dtype=bool)
+    for y0, x0, y1, x1 in tiles:
+        assert y1 - y0 == 100 and x1 - x0 == 100
+        covered[y0:y1, x0:x1] = True
+    assert covered.all() and max(t[2] for t in tiles) == 250 and max(t[3] for t in tiles) == 130
+
+
+def test_label_layers_keep_overlapping_instances_apart() -> None:
+    a, b, c = disc(40, 40, 15, 15, 8), disc(40, 40, 20, 20, 8), disc(40, 40, 32, 32, 5)
+    insts = [Instance(1, s, tight_crop(m), np.full(tight_crop(m).mask.shape, g, np.float32))
+             for s, m, g in ((0.9, a, 1.3), (0.8, b, 1.6), (0.7, c, 1.1))]
+    layers = label_layers(insts, 40, 40)
+    assert len(layers) == 2
+    np.testing.assert_array_equal(layers[0] == 1, a)
+    np.testing.assert_array_equal(layers[1] == 2, b)
+    np.testing.assert_array_equal(layers[0] == 3, c)
+    assert len(label_layers(insts[:1] + insts[2:], 40, 40)) == 1
+    ga = ga_image(insts, 40, 40)
+    assert ga[20, 20] == pytest.approx(1.6) and ga[0, 39] == 1.0
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "run"
+    args = ["train", *[x for kv in [*TINY, "train.max_iters=1", "train.eval_period=0"] for x in ("--set", kv)],
+            "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    return out
+
+
+def test_predict_whole_and_tiled_write_every_format(tiny_run: Path, tmp_path: Path) -> None:
+    img = (np.random.default_rng(0).random((300, 220)) * 60).astype(np.uint16) * 1000  # 16-bit input
+    tifffile.imwrite(tmp_path / "big.tif", img)
+    Image.fromarray(np.zeros((64, 80, 3), dtype=np.uint8)).save(tmp_path / "small.png")
+    code = main(["predict", str(tiny_run), str(tmp_path / "big.tif"), str(tmp_path / "small.png"), "--out",
+                 str(tmp_path / "out"), "--format", "coco,labels,overlay,ga", "--tile", "128", "--overlap", "32",
+                 "--score-thresh", "0.0", "--device", "cpu", "--quiet"])
+    assert code == 0
+    out = tmp_path / "out"
+    images = json.loads((out / "images.json").read_text())["images"]
+    assert [(im["height"], im["width"]) for im in images] == [(300, 220), (64, 80)]
+    for r in json.loads((out / "results.json").read_text()):
+        h, w = (300, 220) if r["image_id"] == 1 else (64, 80)
+        assert mask_utils.decode({"size": r["segmentation"]["size"],
+                                  "counts": r["segmentation"]["counts"].encode()}).shape == (h, w)
+    labels = sorted(out.glob("big_labels*.tif"))
+    assert labels and tifffile.imread(labels[0]).shape == (300, 220)
+    with Image.open(out / "big_overlay.png") as im:
+        assert im.size == (220, 300)
+
+
+def test_eval_and_bad_checkpoints(tiny_run: Path, tmp_path: Path, capsys) -> None:
+    data = tiny_run / "data" / "val"
+    assert main(["eval", str(tiny_run), "--data", str(data), "--split", "all", "--out", str(tmp_path / "ev"),
+                 "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / "ev" / "METRICS.json").read_text())
+    assert 0.0 <= metrics["segm/AP"] <= 1.0 and "aji_gains" in metrics
+    assert (tmp_path / "ev" / "results.json").exists() and (tmp_path / "ev" / "METRICS_per_image.csv").exists()
+    capsys.readouterr()
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes((tiny_run / "last.pt").read_bytes()[:1000])
+    assert main(["eval", str(broken), "--data", str(data), "--split", "all", "--out", str(tmp_path / "e2")]) == 2
+    assert "unreadable or truncated checkpoint" in capsys.readouterr().err
+    assert main(["eval", str(tiny_run), "--data", str(data), "--split", "all", "--out", str(tmp_path / "e3"),
+                 "--set", "model.variant=maskrcnn"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoint of a gains model, but the config asks for maskrcnn" in err[0]
