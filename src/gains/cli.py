@@ -334,19 +334,37 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job end to end on generated data",
-                       description="Synthesise scenes, compute their GA maps and write previews.")
+                       description="Synthesise scenes, compute GA maps, train GAInS on the CPU, evaluate, predict "
+                                   "and write an HTML report.")
     p.add_argument("--out", type=Path, default=Path("demo_out"))
-    p.add_argument("--n", type=int, default=12, help="images per scene kind")
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iters", type=int, default=240, help="training iterations (the CPU budget)")
+    p.add_argument("--size", type=int, default=256, help="scene side in pixels")
+    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gains.demo import run_demo
 
-    report = run_demo(args.out, n=args.n, size=args.size, seed=args.seed)
-    print(f"demo finished: see {report}")
+    report = run_demo(args.out, iters=args.iters, size=args.size, progress=not args.quiet)
+    print(f"demo finished: open {report.resolve()}")
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write the HTML report of a training run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, help="default: RUN_DIR/report.html")
+    p.add_argument("--images", type=int, default=4, help="validation images shown")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from gains.report import build_report
+
+    path = build_report(args.run_dir, args.out, n_images=args.images, device=args.device)
+    print(f"wrote {path}")
     return 0
 
 
@@ -365,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_predict(sub)
     _add_demo(sub)
+    _add_report(sub)
     return parser
 
 
