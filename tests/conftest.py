@@ -43,6 +43,28 @@ def write_coco(folder: Path, images: list[tuple[str, int, int]], anns: list[dict
     return path
 
 
+# A tiny training setup: synthetic touching nuclei, ResNet-18/GroupNorm, 96 px (seconds per iteration on a CPU).
+TINY = ["data.synthetic=touch", "data.synthetic_train=4", "data.synthetic_val=2", "data.synthetic_size=96",
+        "model.backbone=resnet18", "model.norm=gn", "model.trainable_layers=5", "model.min_size_train=[96]",
+        "model.min_size_test=96", "model.max_size=128", "model.rpn_pre_nms_top_n_train=100",
+        "model.rpn_post_nms_top_n_train=50", "model.rpn_pre_nms_top_n_test=50", "model.rpn_post_nms_top_n_test=30",
+        "model.box_batch_size_per_image=32", "model.detections_per_img=20", "gamm.variant=nuclei",
+        "train.device=cpu", "train.batch_size=2", "train.lr=0.01", "train.warmup_iters=2", "train.steps=[3]",
+        "train.clip_grad_norm=10.0", "data.rot90=0.5", "data.jitter=true"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A one-iteration training run folder (config, metrics, checkpoints, synthetic data)."""
+    from gains.cli import main
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    args = ["train", *[x for kv in [*TINY, "train.max_iters=1", "train.eval_period=0"] for x in ("--set", kv)],
+            "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    return out
+
+
 @pytest.fixture
 def small_coco(tmp_path: Path) -> Path:
     """Two 64x80 images: three overlapping discs + a nucleus, and two touching discs."""

@@ -87,7 +87,8 @@ def _image_figure(pixels, gt_masks, ga_true, instances, height: int, width: int,
         ax[4].imshow(np.clip((ga_pred - 1.0) / span, 0, 1), cmap="inferno", vmin=0, vmax=1)
         ax[4].set_title(f"GA maps, predicted (max {ga_pred.max():.2f})")
     else:
-        ax[4].set_title("GA maps, predicted: n/a (maskrcnn)")
+        ax[4].imshow(np.zeros((height, width)), cmap="inferno", vmin=0, vmax=1)
+        ax[4].set_title("GA maps, predicted: " + ("no instance found" if not instances else "n/a (maskrcnn)"))
     for a in ax:
         a.set_axis_off()
     return _png_b64(fig)

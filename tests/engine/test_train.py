@@ -17,15 +17,9 @@ from gains.engine.checkpoint import load_checkpoint
 from gains.engine.sampling import IterationBatchSampler
 from gains.engine.schedule import lr_factor
 from gains.engine.train import NonFiniteLossError, fit
+from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["data.synthetic=touch", "data.synthetic_train=4", "data.synthetic_val=2", "data.synthetic_size=96",
-        "model.backbone=resnet18", "model.norm=gn", "model.trainable_layers=5", "model.min_size_train=[96]",
-        "model.min_size_test=96", "model.max_size=128", "model.rpn_pre_nms_top_n_train=100",
-        "model.rpn_post_nms_top_n_train=50", "model.rpn_pre_nms_top_n_test=50", "model.rpn_post_nms_top_n_test=30",
-        "model.box_batch_size_per_image=32", "model.detections_per_img=20", "gamm.variant=nuclei",
-        "train.device=cpu", "train.batch_size=2", "train.lr=0.01", "train.warmup_iters=2", "train.steps=[3]",
-        "train.clip_grad_norm=10.0", "data.rot90=0.5", "data.jitter=true"]
 
 
 def cfg(*extra: str):

@@ -15,7 +15,6 @@ from gains.cli import main
 from gains.gamm.raster import tight_crop
 from gains.inference.predictor import Instance, Predictor, merge_tiles
 from gains.inference.writers import ga_image, label_layers
-from tests.engine.test_train import TINY
 
 
 def disc(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
@@ -72,15 +71,6 @@ def test_label_layers_keep_overlapping_instances_apart() -> None:
     assert len(label_layers(insts[:1] + insts[2:], 40, 40)) == 1
     ga = ga_image(insts, 40, 40)
     assert ga[20, 20] == pytest.approx(1.6) and ga[0, 39] == 1.0
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("run") / "run"
-    args = ["train", *[x for kv in [*TINY, "train.max_iters=1", "train.eval_period=0"] for x in ("--set", kv)],
-            "--out", str(out), "--quiet"]
-    assert main(args) == 0
-    return out
 
 
 def test_predict_whole_and_tiled_write_every_format(tiny_run: Path, tmp_path: Path) -> None:
