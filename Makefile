@@ -25,6 +25,8 @@ demo: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_gamm.py
+	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_score.py
 
 clean:
 	rm -rf demo_out .pytest_cache .ruff_cache build
