@@ -200,7 +200,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                        description="Synthesise scenes, compute GA maps, train GAInS on the CPU, evaluate, predict "
                                    "and write an HTML report.")
     p.add_argument("--out", type=Path, default=Path("demo_out"))
-    p.add_argument("--iters", type=int, default=240, help="training iterations (the CPU budget)")
+    p.add_argument("--iters", type=int, default=200, help="training iterations (the CPU budget)")
     p.add_argument("--size", type=int, default=256, help="scene side in pixels")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)

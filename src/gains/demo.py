@@ -28,14 +28,15 @@ def demo_config(iters: int, size: int, n_train: int, n_val: int, workers: int = 
         "model": {"variant": "gains", "backbone": "resnet18", "norm": "gn", "trainable_layers": 5,
                   "min_size_train": [size - 32, size, size + 32], "min_size_test": size, "max_size": 2 * size,
                   "rpn_pre_nms_top_n_train": 600, "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 300,
-                  "rpn_post_nms_top_n_test": 150, "box_batch_size_per_image": 128, "detections_per_img": 50},
+                  "rpn_post_nms_top_n_test": 150, "box_batch_size_per_image": 64, "detections_per_img": 50,
+                  "ga_rois_per_image": 16},
         "train": {"device": "cpu", "max_iters": iters, "batch_size": 2, "lr": 0.02, "warmup_iters": min(50, iters),
                   "steps": [int(iters * 0.8), int(iters * 0.93)], "clip_grad_norm": 10.0,
                   "checkpoint_period": iters, "eval_period": iters, "log_period": 20},
     }
 
 
-def run_demo(out: str | Path, iters: int = 240, size: int = 256, n_train: int = 40, n_val: int = 10,
+def run_demo(out: str | Path, iters: int = 200, size: int = 256, n_train: int = 40, n_val: int = 10,
              progress: bool = True) -> Path:
     """Run every stage into ``out``; returns the path of ``report.html``."""
     from gains.data.synth import write_synthetic
