@@ -104,3 +104,24 @@ def test_cli_writes_metrics_and_csv(small_coco: Path, tmp_path: Path) -> None:
             "dsb_score", "per_category"} <= set(metrics)
     lines = (tmp_path / "m_per_image.csv").read_text().splitlines()
     assert lines[0].startswith("image_id,file_name,category,n_gt,n_pred,aji_gains") and len(lines) == 4
+
+
+def test_rle_areas_of_long_lists() -> None:
+    """pycocotools' area() overflows beyond 255 RLEs under numpy 2; ours does not."""
+    from gains.evaluation.score import rle_areas
+
+    m = np.zeros((20, 30), dtype=np.uint8)
+    m[2:5, 3:7] = 1
+    rle = mask_utils.encode(np.asfortranarray(m))
+    areas = rle_areas([rle] * 300)
+    assert areas.shape == (300,) and (areas == 12).all()
+
+
+def test_max_dets_really_caps_detections(small_coco: Path, tmp_path: Path) -> None:
+    """With max_dets != 100 the AP is still computed (pycocotools' summarize would say -1)."""
+    from gains.evaluation.coco import coco_ap
+
+    res = results_from_gt(small_coco)
+    for max_dets in (1, 3, 500):
+        ap = coco_ap(small_coco, res, "segm", max_dets, [1])["AP"]
+        assert ap == pytest.approx(1.0) if max_dets >= 3 else ap < 1.0  # image 1 holds 3 cells

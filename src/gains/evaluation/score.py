@@ -73,12 +73,22 @@ def load_results(path: str | Path, sizes: dict[int, tuple[int, int]], categories
     return out
 
 
+def rle_areas(rles: list[dict[str, Any]]) -> np.ndarray:
+    """Pixel counts of RLEs, float64 [N]. pycocotools' ``area`` overflows on lists of 256 or more RLEs under
+    numpy 2 (it sizes its output with a uint8 array), so it is called in chunks."""
+    from pycocotools import mask as mask_utils
+
+    parts = [np.asarray(mask_utils.area(rles[k : k + 200]), dtype=np.float64).reshape(-1)
+             for k in range(0, len(rles), 200)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
 def _overlaps(dts: list[dict], gts: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inter [D, G], area_d [D], area_g [G]) from RLEs via pycocotools' IoU."""
     from pycocotools import mask as mask_utils
 
-    area_d = np.asarray(mask_utils.area([d["rle"] for d in dts]), dtype=np.float64).reshape(-1)
-    area_g = np.asarray(mask_utils.area([g["rle"] for g in gts]), dtype=np.float64).reshape(-1)
+    area_d = rle_areas([d["rle"] for d in dts])
+    area_g = rle_areas([g["rle"] for g in gts])
     if not dts or not gts:
         return np.zeros((len(dts), len(gts))), area_d, area_g
     iou = np.asarray(mask_utils.iou([d["rle"] for d in dts], [g["rle"] for g in gts], [0] * len(gts)))
