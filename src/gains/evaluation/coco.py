@@ -19,8 +19,9 @@ def coco_ap(gt_json: str | Path, results: list[dict[str, Any]], iou_type: str = 
 
     maxDets are [1, 10, max_dets]: the reported AP uses ``max_dets`` detections per image (pycocotools
     silently caps at 100 otherwise, and its summary ignores other values; see ``summarize_ap``). A
-    warning is logged when an image holds more ground-truth instances than ``max_dets``. With no result at all every AP is 0. ``cat_ids`` restricts the
-    evaluation (and its category average) to those categories.
+    warning is logged when an image holds more ground-truth instances than ``max_dets``. With no result
+    at all every AP is 0. ``cat_ids`` restricts the evaluation (and its category average) to those
+    categories.
     """
     from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
