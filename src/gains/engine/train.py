@@ -167,7 +167,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             ids = [int(t["image_id"]) for t in targets]
-            terms = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+            terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
             raise NonFiniteLossError(f"non-finite loss at iteration {it} ({terms}) on image ids {ids}")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
