@@ -117,7 +117,7 @@ def test_loss_functions_match_hand_computation() -> None:
     ga_want = ((0.0 - 1.0) ** 2 + (2.0 - 2.0) ** 2 + (3.0 - 1.5) ** 2 + (-3.0 - 1.0) ** 2) / 4
     assert abs(float(ga_regression_loss(logits, labels, weight)) - ga_want) < 1e-6
     empty = torch.zeros((0, 2, 28, 28), requires_grad=True)
-    assert float(weighted_mask_loss(empty, torch.zeros(0, dtype=torch.int64), torch.zeros(0, 28, 28))) == 0.0
+    assert weighted_mask_loss(empty, torch.zeros(0, dtype=torch.int64), torch.zeros(0, 28, 28)).item() == 0.0
 
 
 def test_crop_to_rois_aligned_crops_are_exact_on_a_ramp() -> None:
