@@ -27,6 +27,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_gamm.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_score.py
+	$(BIN)/python benchmarks/bench_predict.py
 
 clean:
 	rm -rf demo_out .pytest_cache .ruff_cache build

@@ -152,9 +152,19 @@ def _union(items: list[Instance]) -> Instance:
     return Instance(best.category_id, best.score, tight_crop(mask, y0, x0), ga)
 
 
+def _boxes(items: list[Instance]) -> np.ndarray:
+    return np.array([[i.mask.y0, i.mask.x0, i.mask.y1, i.mask.x1] for i in items], dtype=np.int64).reshape(-1, 4)
+
+
 def merge_tiles(per_tile: list[tuple[tuple[int, int, int, int], list[Instance]]]) -> list[Instance]:
-    """Merge detections of overlapping tiles (see the module docstring); returns them by descending score."""
-    flat = [(t, inst) for t, (_, insts) in enumerate(per_tile) for inst in insts]
+    """Merge detections of overlapping tiles (see the module docstring); returns them by descending score.
+
+    Only instances of two overlapping tiles that reach into the tiles' shared band are compared, with a
+    vectorised box test first, so the work grows with the number of seams, not with instances squared.
+    """
+    offsets = np.cumsum([0] + [len(insts) for _, insts in per_tile])
+    flat = [inst for _, insts in per_tile for inst in insts]
+    boxes = [_boxes(insts) for _, insts in per_tile]
     parent = list(range(len(flat)))
 
     def find(i: int) -> int:
@@ -163,19 +173,26 @@ def merge_tiles(per_tile: list[tuple[tuple[int, int, int, int], list[Instance]]]
             i = parent[i]
         return i
 
-    for i, (ti, a) in enumerate(flat):
-        for j in range(i + 1, len(flat)):
-            tj, b = flat[j]
-            if ti == tj or a.category_id != b.category_id:
-                continue
-            if a.mask.x1 <= b.mask.x0 or b.mask.x1 <= a.mask.x0 or a.mask.y1 <= b.mask.y0 or b.mask.y1 <= a.mask.y0:
-                continue
-            ta, tb = per_tile[ti][0], per_tile[tj][0]
+    for ti, (ta, _) in enumerate(per_tile):
+        for tj in range(ti + 1, len(per_tile)):
+            tb = per_tile[tj][0]
             band = (max(ta[0], tb[0]), max(ta[1], tb[1]), min(ta[2], tb[2]), min(ta[3], tb[3]))
-            if band[0] < band[2] and band[1] < band[3] and _band_iou(a.mask, b.mask, band) > 0.5:
-                parent[find(j)] = find(i)
+            if band[0] >= band[2] or band[1] >= band[3]:
+                continue
+            in_band = [np.flatnonzero((b[:, 0] < band[2]) & (b[:, 2] > band[0]) & (b[:, 1] < band[3])
+                                      & (b[:, 3] > band[1])) for b in (boxes[ti], boxes[tj])]
+            if not in_band[0].size or not in_band[1].size:
+                continue
+            ba, bb = boxes[ti][in_band[0]], boxes[tj][in_band[1]]
+            hit = ((ba[:, None, 0] < bb[None, :, 2]) & (bb[None, :, 0] < ba[:, None, 2])
+                   & (ba[:, None, 1] < bb[None, :, 3]) & (bb[None, :, 1] < ba[:, None, 3]))
+            for ia, ib in zip(*np.nonzero(hit), strict=True):
+                i, j = offsets[ti] + in_band[0][ia], offsets[tj] + in_band[1][ib]
+                a, b = flat[i], flat[j]
+                if a.category_id == b.category_id and _band_iou(a.mask, b.mask, band) > 0.5:
+                    parent[find(j)] = find(i)
     groups: dict[int, list[Instance]] = {}
-    for i, (_, inst) in enumerate(flat):
+    for i, inst in enumerate(flat):
         groups.setdefault(find(i), []).append(inst)
     merged = [g[0] if len(g) == 1 else _union(g) for g in groups.values()]
     return sorted(merged, key=lambda i: -i.score)
