@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _batch(size: int, batch: int):
+    import numpy as np
     import torch
 
     from gains.data.synth import make_sample
@@ -41,12 +42,12 @@ def _batch(size: int, batch: int):
         inputs = [InstanceInput(j + 1, c, crop, (crop.x0, crop.y0, crop.x1 - crop.x0, crop.y1 - crop.y0))
                   for j, (c, crop) in enumerate(zip(s.category_ids, crops, strict=True))]
         maps = image_maps(inputs, size, size, GammParams.for_variant("isbi", target_category=1))
-        masks = torch.from_numpy(__import__("numpy").stack(s.masks)).to(torch.uint8)
+        masks = torch.from_numpy(np.stack(s.masks)).to(torch.uint8)
         ys = [(m.any(1).nonzero()[0], m.any(0).nonzero()[0]) for m in s.masks]
         boxes = torch.tensor([[c[0], r[0], c[-1] + 1, r[-1] + 1] for r, c in ys], dtype=torch.float32)
         images.append(torch.from_numpy(s.image).float().div(255).expand(3, size, size).contiguous())
         targets.append({"boxes": boxes, "labels": torch.tensor(s.category_ids, dtype=torch.int64), "masks": masks,
-                        "ga_maps": torch.from_numpy(__import__("numpy").stack([m.sanitised().to_dense() for m in maps]))
+                        "ga_maps": torch.from_numpy(np.stack([m.sanitised().to_dense() for m in maps]))
                         .float()})
     return images, targets
 

@@ -15,15 +15,20 @@ from gains.errors import InputError
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: image file not found")
+    return path
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(height, width) of an image file, checking that the file is readable and not truncated.
 
     Raises:
         InputError: the file is missing, unreadable or corrupt.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: image file not found")
+    path = _existing(path)
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             import tifffile
@@ -52,9 +57,7 @@ def read_image(path: str | Path) -> np.ndarray:
     Raises:
         InputError: the file is missing, unreadable or corrupt.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: image file not found")
+    path = _existing(path)
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             import tifffile

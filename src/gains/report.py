@@ -17,9 +17,9 @@ import numpy as np
 from gains.atomic import atomic_write
 from gains.config import load_config
 from gains.errors import InputError
+from gains.evaluation.score import AP_KEYS, PER_IMAGE
 
-METRIC_KEYS = ("segm/AP", "segm/AP50", "segm/AP75", "bbox/AP", "aji_gains", "aji", "aji_plus", "pq", "f1_50",
-               "dsb_score")
+METRIC_KEYS = (*AP_KEYS, *PER_IMAGE)
 
 
 def _png_b64(fig) -> str:
@@ -141,8 +141,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, n_images: i
         parts += ["<h2>Training</h2>", f"<img alt='loss curves' src='data:image/png;base64,{loss_png}'>"]
     if val_json is not None and (run_dir / "last.pt").exists():
         model, mcfg, categories = load_model(run_dir, device=torch.device(device))
-        ds = InstanceDataset(val_json, images if images is not None else val_json.parent / "images",
-                             gamm=gamm_params(cfg), cache_dir=run_dir / "ga_cache")
+        ds = InstanceDataset(val_json, images, gamm=gamm_params(cfg), cache_dir=run_dir / "ga_cache")
         predictor = Predictor(model, categories, torch.device(device), tile=None, score_thresh=mcfg.eval.score_thresh)
         parts.append("<h2>Examples (validation images)</h2>")
         for k in range(min(n_images, len(ds))):

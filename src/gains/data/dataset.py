@@ -88,9 +88,8 @@ class InstanceDataset(torch.utils.data.Dataset):
         store = GammStore(path)
         m = store.manifest
         accepted = {self.coco.sha256}
-        info = json.loads(self.coco.path.read_text()).get("info") or {}
-        if info.get("split_of_sha256"):
-            accepted.add(info["split_of_sha256"])
+        if self.coco.info.get("split_of_sha256"):
+            accepted.add(self.coco.info["split_of_sha256"])
         if m.get("annotations_sha256") not in accepted:
             raise InputError(f"{path}: GA-map store was made from other annotations than {self.coco.path}")
         if self.gamm is None or m.get("params") != self.gamm.to_dict():

@@ -63,10 +63,6 @@ def resolve_data(cfg: Config, run_dir: Path) -> tuple[Path, Path | None, Path | 
     return Path(d.train), Path(d.val) if d.val else None, Path(d.images) if d.images else None
 
 
-def _images_dir(json_path: Path, images: Path | None) -> Path:
-    return images if images is not None else json_path.parent / "images"
-
-
 def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_dir: Path) -> InstanceDataset:
     d = cfg.data
     steps: list[Any] = []
@@ -77,7 +73,7 @@ def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_
     if d.jitter:
         steps.append(PhotometricJitter())
     gamm = gamm_params(cfg) if cfg.model.variant == "gains" else None
-    return InstanceDataset(train_json, _images_dir(train_json, images), gamm=gamm,
+    return InstanceDataset(train_json, images, gamm=gamm,
                            ga_store=cfg.gamm.store if gamm is not None else None,
                            cache_dir=run_dir / "ga_cache", transforms=Compose(steps) if steps else None,
                            keep_empty=d.keep_empty)
@@ -149,7 +145,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     loader = torch.utils.data.DataLoader(SeededItems(train_set), batch_sampler=sampler, collate_fn=collate,
                                          num_workers=cfg.data.num_workers,
                                          generator=torch.Generator().manual_seed(cfg.train.seed))
-    val_set = InstanceDataset(val_json, _images_dir(val_json, images)) if val_json is not None else None
+    val_set = InstanceDataset(val_json, images) if val_json is not None else None
     if val_set is not None and val_set.category_to_label != train_set.category_to_label:
         raise ValueError(f"{val_json}: categories differ from {train_json}")
     writer = _tensorboard(run_dir) if dist.is_main() else None

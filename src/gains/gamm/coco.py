@@ -37,6 +37,7 @@ class CocoAnnotations:
     category_ids: set[int]
     sha256: str
     categories: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_annotations(self) -> int:
@@ -119,7 +120,8 @@ def load_coco(path: str | Path) -> CocoAnnotations:
         if "segmentation" not in ann:
             raise InputError(f"{where}: no 'segmentation'")
         by_image[iid].append(ann)
-    return CocoAnnotations(path, images, by_image, cats, hashlib.sha256(raw).hexdigest(), data["categories"])
+    info = data.get("info") if isinstance(data.get("info"), dict) else {}
+    return CocoAnnotations(path, images, by_image, cats, hashlib.sha256(raw).hexdigest(), data["categories"], info)
 
 
 def resolve_image(image_dir: Path, file_name: str, where: str) -> Path:
