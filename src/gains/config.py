@@ -222,10 +222,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return apply_overrides(cfg, overrides or [])
 
 
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Dotted keys (``section.key``) whose values differ between two ``config_to_dict`` results."""
+    return [f"{section}.{key}" for section in sorted(set(old) | set(new))
+            for key in sorted(set(old.get(section, {})) | set(new.get(section, {})))
+            if old.get(section, {}).get(key) != new.get(section, {}).get(key)]
+
+
 def dump_config(cfg: Config) -> str:
     """YAML text of a config (round-trips through ``load_config``)."""
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
 
 
 __all__ = ["Config", "DataConfig", "EvalConfig", "GammConfig", "ModelConfig", "TrainConfig", "apply_overrides",
-           "config_from_dict", "config_to_dict", "dump_config", "load_config", "replace"]
+           "config_changes", "config_from_dict", "config_to_dict", "dump_config", "load_config", "replace"]

@@ -17,6 +17,7 @@ from gains.engine.checkpoint import load_checkpoint
 from gains.engine.sampling import IterationBatchSampler
 from gains.engine.schedule import lr_factor
 from gains.engine.train import NonFiniteLossError, fit
+from gains.errors import InputError
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,13 @@ def test_resume_ends_with_the_same_weights(tmp_path: Path) -> None:
     lb = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     losses_a = [json.loads(x)["loss"] for x in la if "loss" in json.loads(x)]
     assert len(losses_a) == 4 and losses_a == [json.loads(x)["loss"] for x in lb if "loss" in json.loads(x)]
+
+
+def test_resume_refuses_other_settings(tmp_path: Path) -> None:
+    fit(cfg("train.max_iters=1", "train.eval_period=0"), tmp_path / "r", progress=False)
+    with pytest.raises(InputError, match=r"last\.pt: saved with other settings \(model\.variant, train\.lr\)"):
+        fit(cfg("train.max_iters=2", "train.eval_period=0", "train.lr=0.5", "model.variant=maskrcnn"), tmp_path / "r",
+            resume=True, progress=False)
 
 
 def test_non_finite_loss_names_iteration_and_images(tmp_path: Path) -> None:

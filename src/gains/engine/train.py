@@ -19,13 +19,14 @@ from typing import Any
 import torch
 
 from gains.atomic import atomic_write
-from gains.config import Config, config_to_dict, dump_config
+from gains.config import Config, config_changes, config_to_dict, dump_config
 from gains.data.dataset import InstanceDataset, collate
 from gains.data.transforms import Compose, PhotometricJitter, RandomFlip, RandomRot90
 from gains.engine import distributed as dist
 from gains.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gains.engine.sampling import IterationBatchSampler, SeededItems
 from gains.engine.schedule import build_optimizer, build_scheduler
+from gains.errors import InputError
 from gains.evaluation.evaluator import evaluate
 from gains.gamm import GammParams
 from gains.models.build import build_model
@@ -33,6 +34,9 @@ from gains.models.weights import load_weights
 from gains.sysinfo import peak_rss_mib
 
 log = logging.getLogger("gains.train")
+# settings a run may change when it resumes (a longer run, another device, other logging periods)
+RESUMABLE_CHANGES = frozenset({"train.max_iters", "train.device", "train.eval_period", "train.checkpoint_period",
+                               "train.log_period"})
 
 
 class NonFiniteLossError(RuntimeError):
@@ -130,6 +134,10 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     last_path = run_dir / "last.pt"
     if resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
+        changed = [k for k in config_changes(ckpt["config"], config_to_dict(cfg)) if k not in RESUMABLE_CHANGES]
+        if changed:
+            raise InputError(f"{last_path}: saved with other settings ({', '.join(changed)}); resume with the "
+                             "same configuration or train into a new folder")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
