@@ -25,9 +25,10 @@ demo: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_gamm.py
-	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_train.py --steps 6
 	$(BIN)/python benchmarks/bench_score.py
-	$(BIN)/python benchmarks/bench_predict.py
+	$(BIN)/python benchmarks/bench_predict.py --huge
+	$(BIN)/python benchmarks/bench_docs.py
 
 clean:
 	rm -rf demo_out .pytest_cache .ruff_cache build

@@ -4,8 +4,8 @@ Step times are medians over ``--steps`` rounds after ``--warmup``, all variants 
 process with identical seeds and fixed weights (see ``timing``); peak memory is measured with each
 variant alone in its own process (peak resident memory on the CPU, peak allocated memory on CUDA).
 Variants: ``maskrcnn`` (our baseline head), ``gains``, and ``torchvision`` (torchvision's stock
-maskrcnn_resnet50_fpn, the reference point for the baseline), each in fp32 and, on the CPU, with
-``bf16`` autocast; inference of gains with and without the anomaly branch against maskrcnn.
+maskrcnn_resnet50_fpn, the reference point for the baseline), each in fp32 and with autocast (``bf16``
+on the CPU, ``fp16`` on CUDA); inference of gains with and without the anomaly branch against maskrcnn.
 
     .venv/bin/python benchmarks/bench_train.py [--device cpu] [--size 512] [--batch 2] [--steps 5]
 """
@@ -75,7 +75,8 @@ def _step_fn(model, images, targets, mode: str, amp: str, device):
     import torch
 
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0, momentum=0.9)
-    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp == "bf16" else contextlib.nullcontext()
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    ctx = torch.autocast(device.type, dtype=dtypes[amp]) if amp in dtypes else contextlib.nullcontext()
 
     def step() -> None:
         if mode == "train":
@@ -175,7 +176,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args)))
         return
-    amps = ["none", "bf16"] if args.device == "cpu" else ["none"]
+    low = "bf16" if args.device == "cpu" else "fp16"
+    amps = ["none", low]
     trio = [("torchvision", False), ("maskrcnn", False), ("gains", False)]
     rows = []
     for amp in amps:
@@ -198,11 +200,10 @@ def main() -> None:
         "infer_gains_noga_over_maskrcnn": pick("gains", "infer", no_ga=True)["median_s"]
         / pick("maskrcnn", "infer")["median_s"],
     }
-    if "bf16" in amps:
-        ratios["train_step_gains_bf16_over_fp32"] = pick("gains", "train", "bf16")["median_s"] / pick(
-            "gains", "train")["median_s"]
-        ratios["train_step_gains_over_maskrcnn_bf16"] = pick("gains", "train", "bf16")["median_s"] / pick(
-            "maskrcnn", "train", "bf16")["median_s"]
+    ratios[f"train_step_gains_{low}_over_fp32"] = pick("gains", "train", low)["median_s"] / pick(
+        "gains", "train")["median_s"]
+    ratios[f"train_step_gains_over_maskrcnn_{low}"] = pick("gains", "train", low)["median_s"] / pick(
+        "maskrcnn", "train", low)["median_s"]
     print()
     for k, v in ratios.items():
         print(f"{k:40s} {v:6.3f}")

@@ -1,0 +1,130 @@
+"""Rewrite the measured tables of docs/BENCHMARKS.md from the speed benchmarks' JSON (``make bench`` runs it).
+
+Each table lives between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` (NAME = bench_gamm, bench_train,
+bench_score, bench_predict); the text around the markers is kept as it is. A benchmark whose JSON is
+missing leaves its block untouched. The new document is written atomically.
+
+    .venv/bin/python benchmarks/bench_docs.py [--results benchmarks/results] [--doc docs/BENCHMARKS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gains.atomic import atomic_write
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def gamm(d: dict[str, Any]) -> list[str]:
+    rows = [[c["case"], c["variant"], c["size"], str(c["instances"]), f"{c['reference_s']:.3f}", f"{c['ours_s']:.4f}",
+             f"{c['ratio']:.0f}", f"{c['peak_mib']:.1f}", f"{c['max_abs_err']:.1e}" if c["max_abs_err"] else "0"]
+            for c in d["cases"]]
+    lines = _table(["case", "variant", "size", "instances", "reference s", "ours s", "ratio", "peak MiB", "max err"],
+                   rows)
+    big = max(d["cases"], key=lambda c: c["reference_s"])
+    lines += ["", f"Largest case ({big['case']}): {big['ratio']:.0f}x, {big['ours_s']:.3f} s against "
+              f"{big['reference_s']:.1f} s; smallest ratio over all cases {min(c['ratio'] for c in d['cases']):.0f}x."]
+    if "dsb2018" in d:
+        s = d["dsb2018"]
+        lines += ["", f"Whole DSB2018 stage1_train ({s['workers']} worker processes): {s['maps']:,} maps of "
+                  f"{s['images']} images in {s['gamm_s']:.1f} s; conversion from the Kaggle folders "
+                  f"{s['convert_s']:.1f} s. Store {s['store_mib']:.1f} MiB against {s['reference_npy_gib']:.1f} GiB "
+                  f"of the reference's float64 full-size .npy files ({100 * s['store_fraction']:.2f}%)."]
+    return lines
+
+
+def train(d: dict[str, Any]) -> list[str]:
+    rows, r = d["rows"], d["ratios"]
+    low = "bf16" if d["settings"]["device"] == "cpu" else "fp16"
+
+    def med(variant: str, mode: str, amp: str = "none", no_ga: bool = False) -> str:
+        hit = [x["median_s"] for x in rows if (x["variant"], x["mode"], x["amp"], x["no_ga"]) == (variant, mode, amp,
+                                                                                                   no_ga)]
+        return f"{hit[0]:.3f}" if hit else ""
+
+    peak = {p["variant"]: f"{p['peak_mib']:.0f}" for p in d["peaks"]}
+    s = d["settings"]
+    lines = [f"Settings: device {s['device']}, {s['size']}x{s['size']}, batch {s['batch']}, median of {s['steps']} "
+             f"rounds after {s['warmup']} warm-up rounds.", ""]
+    lines += _table(["variant", "train fp32 s", f"train {low} s", "inference s", "peak MiB (train)"], [
+        ["torchvision Mask R-CNN", med("torchvision", "train"), med("torchvision", "train", low), "",
+         peak.get("torchvision", "")],
+        ["gains `maskrcnn` baseline", med("maskrcnn", "train"), med("maskrcnn", "train", low), med("maskrcnn", "infer"),
+         peak.get("maskrcnn", "")],
+        ["gains `gains`", med("gains", "train"), med("gains", "train", low),
+         f"{med('gains', 'infer')} (GA maps on) / {med('gains', 'infer', no_ga=True)} (`predict_ga_maps: false`)",
+         peak.get("gains", "")]])
+    lines.append("")
+    lines += _table(["ratio", "measured", "target"], [
+        ["GAInS step / baseline step (fp32)", f"{r['train_step_gains_over_maskrcnn']:.3f}", "<= 1.15"],
+        [f"GAInS step / baseline step ({low})", f"{r[f'train_step_gains_over_maskrcnn_{low}']:.3f}", "<= 1.15"],
+        ["GAInS peak memory / baseline", f"{r['train_peak_gains_over_maskrcnn']:.3f}", "<= 1.10"],
+        ["GAInS inference / baseline, `predict_ga_maps: false`", f"{r['infer_gains_noga_over_maskrcnn']:.3f}",
+         "<= 1.05"],
+        ["GAInS inference / baseline, GA maps predicted", f"{r['infer_gains_over_maskrcnn']:.3f}",
+         "(the anomaly branch runs on every detection)"],
+        ["baseline step / torchvision step", f"{r['train_step_maskrcnn_over_torchvision']:.3f}", "within 10%"],
+        [f"GAInS {low} step / fp32 step", f"{r[f'train_step_gains_{low}_over_fp32']:.3f}", f"{low} autocast"]])
+    return lines
+
+
+def score(d: dict[str, Any]) -> list[str]:
+    lines = [f"{d['images']} images, {d['predictions']:,} predictions.", ""]
+    lines += _table(["scorer", "what it computes", "seconds"], [
+        ["pycocotools COCOeval (segm)", f"segm AP ({d['segm_AP_pycocotools']:.4f})", f"{d['pycocotools_segm_s']:.1f}"],
+        ["`gains score`", f"segm AP ({d['segm_AP_gains']:.4f}), bbox AP, aji_gains, aji, aji_plus, pq, f1_50, "
+         "dsb_score, per category and per image", f"{d['gains_score_s']:.1f}"]])
+    return [*lines, "", f"Ratio {d['ratio']:.2f}."]
+
+
+def predict(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for size in sorted({r["size"] for r in rows}):
+        a, b = (next(r for r in rows if r["size"] == size and r["variant"] == v) for v in ("maskrcnn", "gains"))
+        ta, tb = a["seconds"] / a["images"], b["seconds"] / b["images"]
+        out.append([f"{size:,} x {size:,}", str(a["tiles"]), f"{ta:.2f}", f"{tb:.2f}", f"{tb / ta:.2f}",
+                    f"{b['instances']:,}", f"{a['peak_mib']:.0f} / {b['peak_mib']:.0f}"])
+    return _table(["image", "tiles", "maskrcnn s/img", "gains s/img (GA maps on)", "time ratio", "instances",
+                   "peak MiB maskrcnn / gains"], out)
+
+
+RENDERERS: dict[str, Callable[[Any], list[str]]] = {"bench_gamm": gamm, "bench_train": train, "bench_score": score,
+                                                    "bench_predict": predict}
+
+
+def update(doc: str, results: Path) -> tuple[str, list[str]]:
+    """``doc`` with every block whose JSON exists in ``results`` re-rendered; also the names rewritten."""
+    done = []
+    for name, render in RENDERERS.items():
+        path = results / f"{name}.json"
+        pattern = re.compile(rf"(<!-- begin {name} -->\n).*?(<!-- end {name} -->)", re.S)
+        if not path.exists() or not pattern.search(doc):
+            continue
+        body = "\n".join(render(json.loads(path.read_text()))) + "\n"
+        doc = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), doc)
+        done.append(name)
+    return doc, done
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--doc", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    args = p.parse_args()
+    text, done = update(args.doc.read_text(), args.results)
+    atomic_write(args.doc, lambda fh: fh.write(text.encode()))
+    print(f"{args.doc}: rewrote {', '.join(done) if done else 'nothing'}")
+
+
+if __name__ == "__main__":
+    main()

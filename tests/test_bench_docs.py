@@ -1,0 +1,49 @@
+"""benchmarks/bench_docs.py: the measured tables in docs/BENCHMARKS.md are rewritten from the JSON, nothing else."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def load_bench_docs():
+    spec = importlib.util.spec_from_file_location("bench_docs", ROOT / "benchmarks" / "bench_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SCORE = {"images": 3, "predictions": 1234, "pycocotools_segm_s": 2.0, "gains_score_s": 5.0, "ratio": 2.5,
+         "segm_AP_pycocotools": 0.25, "segm_AP_gains": 0.25}
+
+
+def test_update_rewrites_only_the_marked_blocks(tmp_path: Path) -> None:
+    bench_docs = load_bench_docs()
+    (tmp_path / "bench_score.json").write_text(json.dumps(SCORE))
+    doc = ("# T\nhand text 1.99\n<!-- begin bench_score -->\nold table 13.0\n<!-- end bench_score -->\nafter\n"
+           "<!-- begin bench_gamm -->\nkept: no JSON\n<!-- end bench_gamm -->\n")
+    new, done = bench_docs.update(doc, tmp_path)
+    assert done == ["bench_score"]
+    assert new.startswith("# T\nhand text 1.99\n<!-- begin bench_score -->\n3 images, 1,234 predictions.\n\n| scorer |")
+    assert "old table" not in new and "| pycocotools COCOeval (segm) | segm AP (0.2500) | 2.0 |" in new
+    assert "Ratio 2.50." in new
+    assert new.endswith("<!-- end bench_score -->\nafter\n<!-- begin bench_gamm -->\nkept: no JSON\n"
+                        "<!-- end bench_gamm -->\n")
+    assert bench_docs.update(new, tmp_path)[0] == new  # idempotent
+
+
+def test_predict_table_reports_per_image_time_and_ratio() -> None:
+    rows = [{"variant": v, "size": 4096, "images": 2, "tiles": 25, "seconds": s, "instances": 10, "peak_mib": m}
+            for v, s, m in (("maskrcnn", 10.0, 100.0), ("gains", 15.0, 120.0))]
+    lines = load_bench_docs().predict(rows)
+    assert lines[2] == "| 4,096 x 4,096 | 25 | 5.00 | 7.50 | 1.50 | 10 | 100 / 120 |"
+
+
+def test_every_block_of_the_real_document_has_a_renderer() -> None:
+    bench_docs = load_bench_docs()
+    text = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    names = {line[len("<!-- begin "):-len(" -->")] for line in text.splitlines() if line.startswith("<!-- begin ")}
+    assert names == set(bench_docs.RENDERERS)
