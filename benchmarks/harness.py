@@ -1,0 +1,156 @@
+"""Shared parts of the accuracy benchmarks (``ablation.py``, ``sensitivity.py``): presets, data preparation,
+budgeted schedules, resumable runs, held-out evaluation and paired per-image statistics."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gains.config import Config, apply_overrides, config_changes, config_from_dict, config_to_dict, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GAINS_SHARED", ROOT.parent / "shared"))
+PRESETS = {"synthetic-overlap": "synthetic_overlap", "synthetic-touch": "synthetic_touch",
+           "synthetic-cross": "synthetic_cross", "isbi2014": "isbi2014", "dsb2018-cluster": "dsb2018_cluster"}
+SUMMARY = ("segm/AP", "segm/AP50", "aji_gains", "aji", "pq")
+PAIRED = ("aji_gains", "aji", "aji_plus", "pq", "f1_50", "dsb_score")
+PROBE_ITERS, EVAL_RESERVE = 16, 0.15
+
+
+def prepare_real_data(preset: str, cache: Path) -> list[str]:
+    """Convert and split the shared data once into ``cache``; returns the --set overrides pointing at it."""
+    from gains.data.dsb2018 import convert_dsb2018
+    from gains.data.isbi2014 import convert_isbi2014
+    from gains.data.split import split_dataset
+
+    if preset == "isbi2014":
+        src = SHARED / "data" / "isbi2014"
+        if not src.is_dir():
+            raise SystemExit(f"{src}: not available; the isbi2014 preset needs the shared data")
+        folder = cache / "isbi2014"
+        if not (folder / "test.json").exists():
+            convert_isbi2014(src / "train_images", src / "isbi_train_GT.mat", folder, overwrite=True)
+            split_dataset(folder, preset="isbi2014-30-15")
+    else:
+        src = SHARED / "data" / "dsb2018"
+        if not src.is_dir():
+            raise SystemExit(f"{src}: not available; the dsb2018-cluster preset needs the shared data")
+        folder = cache / "dsb2018_cluster"
+        if not (folder / "test.json").exists():
+            convert_dsb2018(src / "stage1_train", folder, subset=src / "cluster_nuclei_proxy.txt", workers=2,
+                            overwrite=True, progress=False)
+            split_dataset(folder, (6, 2, 2), seed=0)
+    return [f"data.train={folder / 'train.json'}", f"data.val={folder / 'val.json'}",
+            f"data.test={folder / 'test.json'}"]
+
+
+def preset_config(preset: str, gpu: bool, device: str, overrides: list[str], data_cache: Path) -> tuple[str, Config]:
+    """(config name, Config) of a preset: the CPU variant unless ``gpu``; real data converted into ``data_cache``."""
+    name = PRESETS[preset] + ("" if gpu else "_cpu")
+    extra = [f"train.device={device}", *overrides]
+    if not preset.startswith("synthetic"):
+        extra = prepare_real_data(preset, data_cache) + extra
+    return name, load_config(ROOT / "configs" / f"{name}.yaml", extra)
+
+
+def with_iterations(base: Config, iters: int) -> Config:
+    """``base`` trained for ``iters`` iterations: LR steps scaled, warm-up capped, one eval and save at the end."""
+    scale = iters / base.train.max_iters
+    steps = [max(1, int(s * scale)) for s in base.train.steps]
+    warmup = min(base.train.warmup_iters, iters)
+    return apply_overrides(base, [f"train.max_iters={iters}", f"train.steps={steps}", f"train.warmup_iters={warmup}",
+                                  f"train.eval_period={iters}", f"train.checkpoint_period={iters}"])
+
+
+def run_config(base: Config, variant: str, seed: int, overrides: list[str] = ()) -> Config:
+    """``base`` with another model variant, training seed and overrides (the data and its seed stay the same)."""
+    d = config_to_dict(apply_overrides(base, list(overrides)))
+    d["train"]["seed"], d["model"]["variant"] = seed, variant
+    return config_from_dict(d)
+
+
+def seconds_per_iteration(configs: dict[str, Config], folder: Path) -> dict[str, float]:
+    """Median step time of each named config over a short probe (its first 4 steps dropped)."""
+    from gains.engine.train import fit
+
+    out = {}
+    for name, cfg in configs.items():
+        run = folder / name
+        shutil.rmtree(run, ignore_errors=True)
+        fit(apply_overrides(cfg, [f"train.max_iters={PROBE_ITERS}", "train.eval_period=0",
+                                  "train.checkpoint_period=0"]), run, progress=False)
+        times = [r["time"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "time" in r]
+        out[name] = statistics.median(times[4:])
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def budget_iterations(minutes: float, elapsed_s: float, seconds_per_round: float) -> int:
+    """Iterations per run so that rounds of runs costing ``seconds_per_round`` per iteration fit in ``minutes``
+    (less what was already spent, less ``EVAL_RESERVE`` for evaluation)."""
+    iters = int((minutes * 60 - elapsed_s) * (1 - EVAL_RESERVE) / seconds_per_round)
+    if iters < 10:
+        raise SystemExit(f"--budget-minutes {minutes}: too short ({seconds_per_round:.2f} s per iteration of all "
+                         "runs together)")
+    return iters
+
+
+def train_or_resume(cfg: Config, run: Path) -> float:
+    """Train ``cfg`` into ``run`` (resuming a run with the same settings, restarting one with others);
+    returns the training wall time in seconds."""
+    from gains.engine.checkpoint import load_checkpoint
+    from gains.engine.train import fit
+
+    last = run / "last.pt"
+    if last.exists() and config_changes(load_checkpoint(last)["config"], config_to_dict(cfg)):
+        shutil.rmtree(run)
+    t0 = time.perf_counter()
+    fit(cfg, run, resume=True, progress=False)
+    return time.perf_counter() - t0
+
+
+def evaluate_run(cfg: Config, run: Path, device: str) -> tuple[dict[str, float], dict[tuple[str, str], dict]]:
+    """Held-out metrics of ``run/last.pt`` (synthetic: the generated val scenes; real data: the test split)
+    and the per-image metrics keyed by (image id, category)."""
+    from gains.inference.eval_run import evaluate_checkpoint
+
+    if cfg.data.synthetic:
+        data, split = run / "data" / "val", "all"
+    else:
+        data, split = Path(cfg.data.test).parent, "test"
+    metrics = evaluate_checkpoint(run / "last.pt", data, split, run / "eval", device=device)
+    with open(run / "eval" / "METRICS_per_image.csv") as fh:
+        images = {(r["image_id"], r["category"]): {k: float(r[k]) for k in PAIRED} for r in csv.DictReader(fh)}
+    return metrics, images
+
+
+def mean_std(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {k: {"mean": float(np.mean([m[k] for m in runs])), "std": float(np.std([m[k] for m in runs]))}
+            for k in SUMMARY}
+
+
+def paired(images_a: list[dict], images_b: list[dict]) -> dict[str, dict[str, Any]]:
+    """Per-image paired differences a - b of every PAIRED metric, pooled over seeds (runs matched in order)."""
+    from gains.evaluation.paired import paired_stats
+
+    out = {}
+    for k in PAIRED:
+        diffs = [a[key][k] - b[key][k] for a, b in zip(images_a, images_b, strict=True)
+                 for key in a if key in b and not (math.isnan(a[key][k]) or math.isnan(b[key][k]))]
+        out[k] = paired_stats(np.asarray(diffs)) if diffs else {}
+    return out
+
+
+def paired_rows(stats: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown rows: metric | mean | 95% CI | wins/losses | sign p."""
+    return [f"| {k} | {s['mean']:+.4f} | [{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] | {s['wins']}/{s['losses']} | "
+            f"{s['sign_p']:.3g} |" for k, s in stats.items() if s]

@@ -1,0 +1,44 @@
+"""benchmarks/harness.py and sensitivity.py: schedules scaled to a budget, per-run configs, the GAMM grid."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from gains.config import load_config
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+harness = pytest.importorskip("harness")
+sensitivity = pytest.importorskip("sensitivity")
+
+
+def test_with_iterations_scales_steps_and_caps_warmup() -> None:
+    base = load_config(ROOT / "configs" / "synthetic_touch_cpu.yaml")  # 600 iterations, steps 450/550, warm-up 100
+    cfg = harness.with_iterations(base, 60)
+    assert (cfg.train.max_iters, cfg.train.steps, cfg.train.warmup_iters) == (60, [45, 55], 60)
+    assert cfg.train.eval_period == cfg.train.checkpoint_period == 60
+    assert harness.with_iterations(base, 1200).train.steps == [900, 1100]
+
+
+def test_budget_iterations_fit_the_minutes_left() -> None:
+    # 10 minutes, 60 s already spent, 15% kept for evaluation, 2 s per iteration of all runs together
+    assert harness.budget_iterations(10, 60, 2.0) == int(540 * 0.85 / 2.0)
+    with pytest.raises(SystemExit, match="too short"):
+        harness.budget_iterations(1, 50, 2.0)
+
+
+def test_run_config_changes_variant_seed_and_overrides_only() -> None:
+    base = load_config(ROOT / "configs" / "synthetic_overlap_cpu.yaml")
+    cfg = harness.run_config(base, "maskrcnn", 3, ["gamm.anchor=center"])
+    assert (cfg.model.variant, cfg.train.seed, cfg.gamm.anchor) == ("maskrcnn", 3, "center")
+    assert cfg.data == base.data and cfg.train.max_iters == base.train.max_iters
+
+
+def test_sensitivity_grid_parsing_and_defaults() -> None:
+    assert sensitivity.parse_grid(["gamm.window_size=3,9", "gamm.anchor=center"]) == {
+        "gamm.window_size": [3, 9], "gamm.anchor": ["center"]}
+    with pytest.raises(SystemExit, match=r"expected gamm\.KEY=V1,V2"):
+        sensitivity.parse_grid(["train.lr=0.1"])
+    assert "gamm.overlap_hl" not in sensitivity.GRIDS["nuclei"]  # the nuclei variant never applies it
