@@ -42,3 +42,11 @@ def test_sensitivity_grid_parsing_and_defaults() -> None:
     with pytest.raises(SystemExit, match=r"expected gamm\.KEY=V1,V2"):
         sensitivity.parse_grid(["train.lr=0.1"])
     assert "gamm.overlap_hl" not in sensitivity.GRIDS["nuclei"]  # the nuclei variant never applies it
+
+
+@pytest.mark.parametrize("preset", sorted(harness.PRESETS))
+def test_every_preset_has_a_cpu_and_a_gpu_config(preset: str) -> None:
+    cpu = load_config(ROOT / "configs" / f"{harness.PRESETS[preset]}_cpu.yaml")
+    gpu = load_config(ROOT / "configs" / f"{harness.PRESETS[preset]}.yaml")
+    assert cpu.gamm.variant == gpu.gamm.variant and cpu.data.synthetic == gpu.data.synthetic
+    assert (cpu.model.backbone, gpu.model.backbone, gpu.train.max_iters) == ("resnet18", "resnet50", 20000)

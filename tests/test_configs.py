@@ -15,7 +15,8 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 def test_all_presets_are_shipped() -> None:
     names = {p.stem for p in CONFIGS}
     assert {"isbi2014", "chromosome", "dsb2018_cluster", "synthetic_overlap_cpu", "synthetic_touch_cpu",
-            "synthetic_cross_cpu", "isbi2014_cpu", "dsb2018_cluster_cpu"} <= names
+            "synthetic_cross_cpu", "isbi2014_cpu", "dsb2018_cluster_cpu", "synthetic_overlap", "synthetic_touch",
+            "synthetic_cross"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
