@@ -20,18 +20,15 @@ when ../shared/data is absent.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 from harness import (
-    PRESETS,
-    ROOT,
     SUMMARY,
     budget_iterations,
     evaluate_run,
+    job_arguments,
     mean_std,
     paired,
     paired_rows,
@@ -46,17 +43,7 @@ VARIANTS = ("gains", "maskrcnn")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", choices=sorted(PRESETS), required=True)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--iters", type=int, help="override train.max_iters (LR steps scaled with it)")
-    budget.add_argument("--budget-minutes", type=float, help="choose the iterations so the whole job takes ~M minutes")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--gpu", action="store_true", help="the reference GPU preset instead of the CPU one")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ablation")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    args = p.parse_args()
+    args = job_arguments(__doc__.splitlines()[0], [0, 1, 2], "ablation").parse_args()
     t_start = time.perf_counter()
     name, base = preset_config(args.preset, args.gpu, args.device, args.overrides, args.out / "data")
     out = args.out / args.preset

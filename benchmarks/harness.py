@@ -3,6 +3,7 @@ budgeted schedules, resumable runs, held-out evaluation and paired per-image sta
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -24,6 +25,22 @@ PRESETS = {"synthetic-overlap": "synthetic_overlap", "synthetic-touch": "synthet
 SUMMARY = ("segm/AP", "segm/AP50", "aji_gains", "aji", "pq")
 PAIRED = ("aji_gains", "aji", "aji_plus", "pq", "f1_50", "dsb_score")
 PROBE_ITERS, EVAL_RESERVE = 16, 0.15
+
+
+def job_arguments(description: str, seeds: list[int], out: str) -> argparse.ArgumentParser:
+    """The options every accuracy job takes: preset, seeds, budget (iterations or minutes), device, GPU
+    preset, output folder (``benchmarks/results/<out>``) and ``--set`` overrides."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--preset", choices=sorted(PRESETS), required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=seeds)
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--iters", type=int, help="override train.max_iters (LR steps scaled with it)")
+    budget.add_argument("--budget-minutes", type=float, help="choose the iterations so the whole job takes ~M minutes")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--gpu", action="store_true", help="the reference GPU preset instead of the CPU one")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / out)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    return p
 
 
 def prepare_real_data(preset: str, cache: Path) -> list[str]:

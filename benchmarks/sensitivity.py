@@ -17,17 +17,14 @@ Writes ``benchmarks/results/sensitivity/<preset>/sensitivity.{json,md}``; runs r
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 from harness import (
-    PRESETS,
-    ROOT,
     SUMMARY,
     budget_iterations,
     evaluate_run,
+    job_arguments,
     mean_std,
     paired,
     paired_rows,
@@ -63,18 +60,9 @@ def parse_grid(items: list[str]) -> dict[str, list]:
 def main() -> None:
     from gains.engine.train import gamm_params
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", choices=sorted(PRESETS), required=True)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--iters", type=int, help="override train.max_iters (LR steps scaled with it)")
-    budget.add_argument("--budget-minutes", type=float, help="choose the iterations so the whole job takes ~M minutes")
+    p = job_arguments(__doc__.splitlines()[0], [0], "sensitivity")
     p.add_argument("--grid", action="append", default=[], metavar="gamm.KEY=V1,V2",
                    help="replace the default grid (repeatable)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--gpu", action="store_true", help="the reference GPU preset instead of the CPU one")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sensitivity")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
     t_start = time.perf_counter()
     name, base = preset_config(args.preset, args.gpu, args.device, args.overrides,
