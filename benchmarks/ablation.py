@@ -26,7 +26,7 @@ import time
 import numpy as np
 from harness import (
     SUMMARY,
-    budget_iterations,
+    choose_iterations,
     evaluate_run,
     job_arguments,
     mean_std,
@@ -34,7 +34,6 @@ from harness import (
     paired_rows,
     preset_config,
     run_config,
-    seconds_per_iteration,
     train_or_resume,
     with_iterations,
 )
@@ -47,13 +46,8 @@ def main() -> None:
     t_start = time.perf_counter()
     name, base = preset_config(args.preset, args.gpu, args.device, args.overrides, args.out / "data")
     out = args.out / args.preset
-    probe, iters = None, args.iters
-    if args.budget_minutes:
-        probe = seconds_per_iteration({v: run_config(base, v, 0) for v in VARIANTS}, out / "_probe")
-        iters = budget_iterations(args.budget_minutes, time.perf_counter() - t_start,
-                                  len(args.seeds) * sum(probe.values()))
-        print(f"{args.preset}: probe " + ", ".join(f"{v} {s:.2f} s/it" for v, s in probe.items())
-              + f" -> {iters} iterations per run", flush=True)
+    iters, probe = choose_iterations(args, {v: run_config(base, v, 0) for v in VARIANTS}, len(args.seeds), out,
+                                     t_start)
     if iters:
         base = with_iterations(base, iters)
     runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}

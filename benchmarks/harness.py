@@ -121,6 +121,29 @@ def budget_iterations(minutes: float, elapsed_s: float, seconds_per_round: float
     return iters
 
 
+def choose_iterations(args: argparse.Namespace, probes: dict[str, Config], runs_per_probe: int, out: Path,
+                      t_start: float) -> tuple[int | None, dict[str, float] | None]:
+    """(iterations per run, probe seconds per iteration) for a job: ``--iters`` as given; for
+    ``--budget-minutes``, the probe of ``probes`` with the budget split over ``runs_per_probe`` runs of each.
+    The choice is kept in ``out/budget.json`` so that a job run again with the same options resumes its runs
+    instead of probing again (and perhaps choosing another count)."""
+    if not args.budget_minutes:
+        return args.iters, None
+    key = {"budget_minutes": args.budget_minutes, "seeds": args.seeds, "overrides": args.overrides,
+           "gpu": args.gpu, "device": args.device, "probes": sorted(probes), "runs_per_probe": runs_per_probe}
+    saved = out / "budget.json"
+    if saved.exists() and json.loads(saved.read_text())["key"] == key:
+        chosen = json.loads(saved.read_text())
+        return chosen["iters"], chosen["probe"]
+    probe = seconds_per_iteration(probes, out / "_probe")
+    iters = budget_iterations(args.budget_minutes, time.perf_counter() - t_start, runs_per_probe * sum(probe.values()))
+    out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({"key": key, "iters": iters, "probe": probe}, indent=1))
+    print(f"{args.preset}: probe " + ", ".join(f"{k} {v:.2f} s/it" for k, v in probe.items())
+          + f" -> {iters} iterations per run", flush=True)
+    return iters, probe
+
+
 def train_or_resume(cfg: Config, run: Path) -> float:
     """Train ``cfg`` into ``run`` (resuming a run with the same settings, restarting one with others);
     returns the training wall time in seconds."""

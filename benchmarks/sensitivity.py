@@ -22,7 +22,7 @@ import time
 
 from harness import (
     SUMMARY,
-    budget_iterations,
+    choose_iterations,
     evaluate_run,
     job_arguments,
     mean_std,
@@ -30,7 +30,6 @@ from harness import (
     paired_rows,
     preset_config,
     run_config,
-    seconds_per_iteration,
     train_or_resume,
     with_iterations,
 )
@@ -71,13 +70,8 @@ def main() -> None:
     grid = parse_grid(args.grid) if args.grid else GRIDS[ref.variant]
     settings = {"preset": []} | {f"{k}={v}": [f"{k}={v}"] for k, values in grid.items() for v in values}
     out = args.out / args.preset
-    probe, iters = None, args.iters
-    if args.budget_minutes:
-        probe = seconds_per_iteration({"gains": run_config(base, "gains", 0)}, out / "_probe")["gains"]
-        iters = budget_iterations(args.budget_minutes, time.perf_counter() - t_start,
-                                  len(args.seeds) * len(settings) * probe)
-        print(f"{args.preset}: probe {probe:.2f} s/it, {len(settings)} settings -> {iters} iterations per run",
-              flush=True)
+    iters, probe = choose_iterations(args, {"gains": run_config(base, "gains", 0)}, len(args.seeds) * len(settings),
+                                     out, t_start)
     if iters:
         base = with_iterations(base, iters)
     runs: dict[str, list[dict]] = {s: [] for s in settings}
