@@ -50,3 +50,18 @@ def test_every_preset_has_a_cpu_and_a_gpu_config(preset: str) -> None:
     gpu = load_config(ROOT / "configs" / f"{harness.PRESETS[preset]}.yaml")
     assert cpu.gamm.variant == gpu.gamm.variant and cpu.data.synthetic == gpu.data.synthetic
     assert (cpu.model.backbone, gpu.model.backbone, gpu.train.max_iters) == ("resnet18", "resnet50", 20000)
+
+
+def test_a_budgeted_job_reuses_its_chosen_iterations(tmp_path) -> None:
+    import argparse
+    import json
+
+    args = argparse.Namespace(preset="synthetic-touch", iters=None, budget_minutes=45.0, seeds=[0, 1],
+                              overrides=["train.lr=0.01"], gpu=False, device="cpu")
+    key = {"budget_minutes": 45.0, "seeds": [0, 1], "overrides": ["train.lr=0.01"], "gpu": False, "device": "cpu",
+           "probes": ["gains", "maskrcnn"], "runs_per_probe": 2}
+    (tmp_path / "budget.json").write_text(json.dumps({"key": key, "iters": 321, "probe": {"gains": 1.5}}))
+    probes = {"gains": None, "maskrcnn": None}  # never trained: the saved choice is used
+    assert harness.choose_iterations(args, probes, 2, tmp_path, 0.0) == (321, {"gains": 1.5})
+    fixed = argparse.Namespace(**{**vars(args), "iters": 50, "budget_minutes": None})
+    assert harness.choose_iterations(fixed, probes, 2, tmp_path, 0.0) == (50, None)
