@@ -65,3 +65,11 @@ def test_a_budgeted_job_reuses_its_chosen_iterations(tmp_path) -> None:
     assert harness.choose_iterations(args, probes, 2, tmp_path, 0.0) == (321, {"gains": 1.5})
     fixed = argparse.Namespace(**{**vars(args), "iters": 50, "budget_minutes": None})
     assert harness.choose_iterations(fixed, probes, 2, tmp_path, 0.0) == (50, None)
+
+
+@pytest.mark.parametrize("preset", ["isbi2014", "dsb2018-cluster"])
+def test_real_data_presets_stop_with_a_clear_message_without_the_data(tmp_path, monkeypatch, preset: str) -> None:
+    monkeypatch.setattr(harness, "SHARED", tmp_path / "absent")
+    with pytest.raises(SystemExit, match=rf"absent/data/\w+: not available; the {preset} preset needs the shared data"):
+        harness.prepare_real_data(preset, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
