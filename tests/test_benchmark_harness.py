@@ -23,8 +23,8 @@ def test_with_iterations_scales_steps_and_caps_warmup() -> None:
 
 
 def test_budget_iterations_fit_the_minutes_left() -> None:
-    # 10 minutes, 60 s already spent, 15% kept for evaluation, 2 s per iteration of all runs together
-    assert harness.budget_iterations(10, 60, 2.0) == int(540 * 0.85 / 2.0)
+    # 10 minutes, 60 s already spent, 15% kept for evaluation, 2 s per probed iteration of all runs together
+    assert harness.budget_iterations(10, 60, 2.0) == int(540 * 0.85 / (2.0 * harness.LATE_STEP_FACTOR))
     with pytest.raises(SystemExit, match="too short"):
         harness.budget_iterations(1, 50, 2.0)
 
