@@ -48,6 +48,22 @@ def test_every_parameter_gets_a_gradient_in_gains_mode() -> None:
     assert not missing, missing
 
 
+def test_box_coding_stays_float32_under_bf16_autocast() -> None:
+    """RPN deltas and box predictions come out float32 (bf16 proposals collapse and made NaN box losses)."""
+    torch.manual_seed(0)
+    model = build_model(TINY, 1).train()
+    seen = {}
+    model.rpn.head.register_forward_hook(lambda m, i, o: seen.update(rpn=[t.dtype for part in o for t in part]))
+    model.roi_heads.box_predictor.register_forward_hook(lambda m, i, o: seen.update(box=[t.dtype for t in o]))
+    model.roi_heads.mask_branch.register_forward_hook(lambda m, i, o: seen.update(mask=o[0].dtype))
+    images, targets = sample()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(images, targets)
+    assert set(seen["rpn"]) == set(seen["box"]) == {torch.float32}
+    assert seen["mask"] == torch.bfloat16  # the heads' convolutions still run in low precision
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
 def test_image_without_instances_gives_zero_mask_and_ga_losses() -> None:
     torch.manual_seed(0)
     model = build_model(TINY, 1).train()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
+import torch
 from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -24,6 +26,21 @@ def _norm_layer(norm: str):
     if norm not in layers:
         raise ValueError(f"model.norm must be one of {sorted(layers)}, got {norm!r}")
     return layers[norm]
+
+
+def _float32_outputs(module: nn.Module, inputs: Any, output: Any) -> Any:
+    """Forward hook: the floating tensors of a (nested tuple/list) output as float32.
+
+    Under bf16/fp16 autocast the RPN head's box deltas, and hence the proposals decoded from them, would
+    be bf16: 8 bits of mantissa put box corners on a 2-4 px grid at 256-512 px, small proposals collapse to
+    zero width and the box-regression targets become NaN (seen on DSB2018 nuclei). Box coding, NMS and the
+    box losses therefore run in float32; only the convolutions run in low precision.
+    """
+    if isinstance(output, torch.Tensor):
+        return output.float() if output.is_floating_point() else output
+    if isinstance(output, (tuple, list)):
+        return type(output)(_float32_outputs(module, inputs, o) for o in output)
+    return output
 
 
 def build_model(cfg: ModelConfig, num_classes: int) -> MaskRCNN:
@@ -66,6 +83,8 @@ def build_model(cfg: ModelConfig, num_classes: int) -> MaskRCNN:
         mask_loss_weight=mask_weight, ga_loss_weight=cfg.ga_loss_weight, predict_ga_maps=cfg.predict_ga_maps,
         aligned=cfg.roi_aligned, ga_rois_per_image=cfg.ga_rois_per_image,
     )
+    model.rpn.head.register_forward_hook(_float32_outputs)
+    model.roi_heads.box_predictor.register_forward_hook(_float32_outputs)
     model.transform = GainsTransform(cfg.min_size_train, cfg.min_size_test, cfg.max_size, cfg.image_mean,
                                      cfg.image_std)
     return model
