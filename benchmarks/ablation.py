@@ -32,8 +32,10 @@ from harness import (
     mean_std,
     paired,
     paired_rows,
+    per_category,
     preset_config,
     run_config,
+    spread,
     train_or_resume,
     with_iterations,
 )
@@ -64,12 +66,13 @@ def main() -> None:
             print(f"{args.preset} seed {seed} {variant:8s} " + " ".join(f"{k} {metrics[k]:.4f}" for k in SUMMARY),
                   flush=True)
     table = {v: mean_std(runs[v]) for v in VARIANTS}
+    categories = {v: per_category(runs[v]) for v in VARIANTS}
     diffs = paired(images["gains"], images["maskrcnn"])
     wall = time.perf_counter() - t_start
     result = {"preset": args.preset, "config": name, "overrides": args.overrides, "seeds": args.seeds,
               "iters": base.train.max_iters, "amp": base.train.amp, "budget_minutes": args.budget_minutes,
               "probe_s_per_iter": probe, "train_s": train_s, "wall_s": wall, "summary": table,
-              "per_seed": runs, "paired_per_image": diffs}
+              "per_category": categories, "per_seed": runs, "paired_per_image": diffs}
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps(result, indent=1))
     mean_train = {v: float(np.mean(t)) for v, t in train_s.items()}
@@ -78,8 +81,11 @@ def main() -> None:
              f"Whole job {wall / 60:.1f} min; training {mean_train['gains']:.0f} s per gains run, "
              f"{mean_train['maskrcnn']:.0f} s per maskrcnn run.", "",
              "| metric | gains | maskrcnn |", "|---|---|---|"]
-    lines += [f"| {k} | {table['gains'][k]['mean']:.4f} ± {table['gains'][k]['std']:.4f} | "
-              f"{table['maskrcnn'][k]['mean']:.4f} ± {table['maskrcnn'][k]['std']:.4f} |" for k in SUMMARY]
+    lines += [f"| {k} | {spread(table['gains'][k])} | {spread(table['maskrcnn'][k])} |" for k in SUMMARY]
+    if len(categories["gains"]) > 1:
+        lines += ["", "| category | metric | gains | maskrcnn |", "|---|---|---|---|"]
+        lines += [f"| {c} | {k} | {spread(t[k])} | {spread(categories['maskrcnn'][c][k])} |"
+                  for c, t in categories["gains"].items() for k in ("segm/AP", "aji_gains")]
     lines += ["", "| per-image paired difference (gains - maskrcnn) | mean | 95% CI | wins/losses | sign p |",
               "|---|---|---|---|---|", *paired_rows(diffs)]
     (out / "ablation.md").write_text("\n".join(lines) + "\n")

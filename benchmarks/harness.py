@@ -182,6 +182,17 @@ def mean_std(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
             for k in SUMMARY}
 
 
+def spread(stat: dict[str, float]) -> str:
+    """``mean ± std`` of a ``mean_std`` entry, four decimals."""
+    return f"{stat['mean']:.4f} ± {stat['std']:.4f}"
+
+
+def per_category(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """{category: mean_std of its SUMMARY metrics} over runs (``evaluate_run`` metrics with per_category)."""
+    names = sorted({c for m in runs for c in m.get("per_category", {})})
+    return {c: mean_std([m["per_category"][c] for m in runs]) for c in names}
+
+
 def paired(images_a: list[dict], images_b: list[dict]) -> dict[str, dict[str, Any]]:
     """Per-image paired differences a - b of every PAIRED metric, pooled over seeds (runs matched in order)."""
     from gains.evaluation.paired import paired_stats

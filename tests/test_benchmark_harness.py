@@ -73,3 +73,12 @@ def test_real_data_presets_stop_with_a_clear_message_without_the_data(tmp_path, 
     with pytest.raises(SystemExit, match=rf"absent/data/\w+: not available; the {preset} preset needs the shared data"):
         harness.prepare_real_data(preset, tmp_path / "cache")
     assert not (tmp_path / "cache").exists()
+
+
+def test_per_category_mean_and_spread() -> None:
+    runs = [{"per_category": {"cell": {k: v for k in harness.SUMMARY}, "nucleus": {k: 0.0 for k in harness.SUMMARY}}}
+            for v in (0.25, 0.75)]
+    table = harness.per_category(runs)
+    assert sorted(table) == ["cell", "nucleus"]
+    assert table["cell"]["segm/AP"] == {"mean": 0.5, "std": 0.25}
+    assert harness.spread(table["cell"]["aji_gains"]) == "0.5000 ± 0.2500"
