@@ -34,8 +34,10 @@ from harness import (
     paired_rows,
     per_category,
     preset_config,
+    read_eval,
     run_config,
     spread,
+    step_seconds,
     train_or_resume,
     with_iterations,
 )
@@ -44,7 +46,12 @@ VARIANTS = ("gains", "maskrcnn")
 
 
 def main() -> None:
-    args = job_arguments(__doc__.splitlines()[0], [0, 1, 2], "ablation").parse_args()
+    p = job_arguments(__doc__.splitlines()[0], [0, 1, 2], "ablation")
+    p.add_argument("--report-only", action="store_true",
+                   help="summarise finished runs from their eval/ folders (training time = sum of step times)")
+    args = p.parse_args()
+    if args.report_only and not args.iters:
+        p.error("--report-only needs --iters N, the iteration count of the finished runs")
     t_start = time.perf_counter()
     name, base = preset_config(args.preset, args.gpu, args.device, args.overrides, args.out / "data")
     out = args.out / args.preset
@@ -59,8 +66,12 @@ def main() -> None:
         for variant in VARIANTS:
             cfg = run_config(base, variant, seed)
             run = out / f"{variant}_s{seed}"
-            train_s[variant].append(train_or_resume(cfg, run))
-            metrics, per_image = evaluate_run(cfg, run, args.device)
+            if args.report_only:
+                metrics, per_image = read_eval(run)
+                train_s[variant].append(step_seconds(run))
+            else:
+                train_s[variant].append(train_or_resume(cfg, run))
+                metrics, per_image = evaluate_run(cfg, run, args.device)
             runs[variant].append(metrics)
             images[variant].append(per_image)
             print(f"{args.preset} seed {seed} {variant:8s} " + " ".join(f"{k} {metrics[k]:.4f}" for k in SUMMARY),
@@ -78,8 +89,9 @@ def main() -> None:
     mean_train = {v: float(np.mean(t)) for v, t in train_s.items()}
     lines = [f"### {args.preset} ({name}, {base.train.max_iters} iterations, amp {base.train.amp}, "
              f"seeds {args.seeds}{', ' + ' '.join(args.overrides) if args.overrides else ''})", "",
-             f"Whole job {wall / 60:.1f} min; training {mean_train['gains']:.0f} s per gains run, "
-             f"{mean_train['maskrcnn']:.0f} s per maskrcnn run.", "",
+             ("" if args.report_only else f"Whole job {wall / 60:.1f} min; ")
+             + f"training {mean_train['gains']:.0f} s per gains run, {mean_train['maskrcnn']:.0f} s per maskrcnn run"
+             + (" (sum of step times)." if args.report_only else "."), "",
              "| metric | gains | maskrcnn |", "|---|---|---|"]
     lines += [f"| {k} | {spread(table['gains'][k])} | {spread(table['maskrcnn'][k])} |" for k in SUMMARY]
     if len(categories["gains"]) > 1:

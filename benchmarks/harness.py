@@ -171,10 +171,24 @@ def evaluate_run(cfg: Config, run: Path, device: str) -> tuple[dict[str, float],
         data, split = run / "data" / "val", "all"
     else:
         data, split = Path(cfg.data.test).parent, "test"
-    metrics = evaluate_checkpoint(run / "last.pt", data, split, run / "eval", device=device)
-    with open(run / "eval" / "METRICS_per_image.csv") as fh:
+    evaluate_checkpoint(run / "last.pt", data, split, run / "eval", device=device)
+    return read_eval(run)
+
+
+def read_eval(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict]]:
+    """The metrics a finished evaluation left in ``run/eval`` and its per-image metrics keyed by
+    (image id, category); SystemExit naming the folder when there is none."""
+    folder = run / "eval"
+    if not (folder / "METRICS.json").exists():
+        raise SystemExit(f"{folder}: no finished evaluation (METRICS.json)")
+    with open(folder / "METRICS_per_image.csv") as fh:
         images = {(r["image_id"], r["category"]): {k: float(r[k]) for k in PAIRED} for r in csv.DictReader(fh)}
-    return metrics, images
+    return json.loads((folder / "METRICS.json").read_text()), images
+
+
+def step_seconds(run: Path) -> float:
+    """Sum of the training step times recorded in ``run/metrics.jsonl``."""
+    return sum(r["time"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "time" in r)
 
 
 def mean_std(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:

@@ -82,3 +82,20 @@ def test_per_category_mean_and_spread() -> None:
     assert sorted(table) == ["cell", "nucleus"]
     assert table["cell"]["segm/AP"] == {"mean": 0.5, "std": 0.25}
     assert harness.spread(table["cell"]["aji_gains"]) == "0.5000 ± 0.2500"
+
+
+def test_read_eval_and_step_seconds(tmp_path) -> None:
+    import json
+
+    run = tmp_path / "gains_s0"
+    (run / "eval").mkdir(parents=True)
+    with pytest.raises(SystemExit, match=r"gains_s0/eval: no finished evaluation"):
+        harness.read_eval(run)
+    (run / "eval" / "METRICS.json").write_text(json.dumps({"segm/AP": 0.5}))
+    header = "image_id,file_name,category," + ",".join(harness.PAIRED)
+    (run / "eval" / "METRICS_per_image.csv").write_text(header + "\n7,a.png,cell," + ",".join(["0.25"] * 6) + "\n")
+    metrics, images = harness.read_eval(run)
+    assert metrics == {"segm/AP": 0.5} and images == {("7", "cell"): dict.fromkeys(harness.PAIRED, 0.25)}
+    lines = [{"iter": 0, "time": 1.5}, {"iter": 1, "time": 2.0}, {"iter": 1, "split": "val", "segm/AP": 0.1}]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    assert harness.step_seconds(run) == 3.5
