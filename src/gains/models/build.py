@@ -32,7 +32,7 @@ def _float32_outputs(module: nn.Module, inputs: Any, output: Any) -> Any:
     """Forward hook: the floating tensors of a (nested tuple/list) output as float32.
 
     Under bf16/fp16 autocast the RPN head's box deltas, and hence the proposals decoded from them, would
-    be bf16: 8 bits of mantissa put box corners on a 2-4 px grid at 256-512 px, small proposals collapse to
+    be bf16: 8 significant bits put box corners on a 2 px grid between 256 and 512 px, small proposals collapse to
     zero width and the box-regression targets become NaN (seen on DSB2018 nuclei). Box coding, NMS and the
     box losses therefore run in float32; only the convolutions run in low precision.
     """
