@@ -109,8 +109,7 @@ def seconds_per_iteration(configs: dict[str, Config], folder: Path) -> dict[str,
         shutil.rmtree(run, ignore_errors=True)
         fit(apply_overrides(cfg, [f"train.max_iters={PROBE_ITERS}", "train.eval_period=0",
                                   "train.checkpoint_period=0"]), run, progress=False)
-        times = [r["time"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "time" in r]
-        out[name] = statistics.median(times[4:])
+        out[name] = statistics.median(step_times(run)[4:])
     shutil.rmtree(folder, ignore_errors=True)
     return out
 
@@ -151,11 +150,12 @@ def choose_iterations(args: argparse.Namespace, probes: dict[str, Config], runs_
 def train_or_resume(cfg: Config, run: Path) -> float:
     """Train ``cfg`` into ``run`` (resuming a run with the same settings, restarting one with others);
     returns the training wall time in seconds."""
-    from gains.engine.checkpoint import load_checkpoint
     from gains.engine.train import fit
 
-    last = run / "last.pt"
-    if last.exists() and config_changes(load_checkpoint(last)["config"], config_to_dict(cfg)):
+    # config.yaml (written by fit) says what last.pt was trained with, without loading the checkpoint twice
+    saved = run / "config.yaml"
+    if (run / "last.pt").exists() and saved.exists() and config_changes(
+            config_to_dict(load_config(saved)), config_to_dict(cfg)):
         shutil.rmtree(run)
     t0 = time.perf_counter()
     fit(cfg, run, resume=True, progress=False)
@@ -186,9 +186,14 @@ def read_eval(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict]]:
     return json.loads((folder / "METRICS.json").read_text()), images
 
 
+def step_times(run: Path) -> list[float]:
+    """The training step times recorded in ``run/metrics.jsonl``, in order."""
+    return [r["time"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "time" in r]
+
+
 def step_seconds(run: Path) -> float:
     """Sum of the training step times recorded in ``run/metrics.jsonl``."""
-    return sum(r["time"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "time" in r)
+    return sum(step_times(run))
 
 
 def mean_std(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
