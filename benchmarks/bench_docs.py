@@ -1,8 +1,10 @@
-"""Rewrite the measured tables of docs/BENCHMARKS.md from the speed benchmarks' JSON (``make bench`` runs it).
+"""Rewrite the measured tables of docs/BENCHMARKS.md from the benchmarks' results (``make bench`` runs it).
 
-Each table lives between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` (NAME = bench_gamm, bench_train,
-bench_score, bench_predict); the text around the markers is kept as it is. A benchmark whose JSON is
-missing leaves its block untouched. The new document is written atomically.
+Each table lives between ``<!-- begin NAME -->`` and ``<!-- end NAME -->``; the text around the markers is
+kept as it is. NAME is a speed benchmark (bench_gamm, bench_train, bench_score, bench_predict: rendered
+from ``RESULTS/NAME.json``) or an accuracy job, ``KIND/PRESET`` with KIND ablation or sensitivity (the tables
+of the job's own ``RESULTS/KIND/PRESET/KIND.md``, its heading line dropped). A block whose result
+file is missing is left untouched. The new document is written atomically.
 
     .venv/bin/python benchmarks/bench_docs.py [--results benchmarks/results] [--doc docs/BENCHMARKS.md]
 """
@@ -102,17 +104,36 @@ RENDERERS: dict[str, Callable[[Any], list[str]]] = {"bench_gamm": gamm, "bench_t
                                                     "bench_predict": predict}
 
 
+JOB_BLOCK = re.compile(r"<!-- begin ((ablation|sensitivity)/[\w.-]+) -->")
+
+
+def job_tables(path: Path) -> list[str]:
+    """A job's markdown summary without its ``###`` heading line (the document has its own heading)."""
+    lines = path.read_text().splitlines()
+    while lines and (lines[0].startswith("#") or not lines[0].strip()):
+        lines.pop(0)
+    return lines
+
+
+def _replace_block(doc: str, name: str, body: list[str]) -> str:
+    pattern = re.compile(rf"(<!-- begin {re.escape(name)} -->\n).*?(<!-- end {re.escape(name)} -->)", re.S)
+    text = "\n".join(body) + "\n"
+    return pattern.sub(lambda m: m.group(1) + text + m.group(2), doc)
+
+
 def update(doc: str, results: Path) -> tuple[str, list[str]]:
-    """``doc`` with every block whose JSON exists in ``results`` re-rendered; also the names rewritten."""
+    """``doc`` with every block whose result file exists in ``results`` re-rendered; also the names rewritten."""
     done = []
     for name, render in RENDERERS.items():
         path = results / f"{name}.json"
-        pattern = re.compile(rf"(<!-- begin {name} -->\n).*?(<!-- end {name} -->)", re.S)
-        if not path.exists() or not pattern.search(doc):
-            continue
-        body = "\n".join(render(json.loads(path.read_text()))) + "\n"
-        doc = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), doc)
-        done.append(name)
+        if path.exists() and f"<!-- begin {name} -->" in doc:
+            doc = _replace_block(doc, name, render(json.loads(path.read_text())))
+            done.append(name)
+    for name, kind in JOB_BLOCK.findall(doc):
+        path = results / name / f"{kind}.md"
+        if path.exists():
+            doc = _replace_block(doc, name, job_tables(path))
+            done.append(name)
     return doc, done
 
 

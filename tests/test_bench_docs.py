@@ -42,8 +42,25 @@ def test_predict_table_reports_per_image_time_and_ratio() -> None:
     assert lines[2] == "| 4,096 x 4,096 | 25 | 5.00 | 7.50 | 1.50 | 10 | 100 / 120 |"
 
 
-def test_every_block_of_the_real_document_has_a_renderer() -> None:
+def test_job_blocks_take_the_tables_of_the_job_summary(tmp_path: Path) -> None:
+    bench_docs = load_bench_docs()
+    job = tmp_path / "ablation" / "isbi2014"
+    job.mkdir(parents=True)
+    (job / "ablation.md").write_text("### isbi2014 (10 iterations)\n\n| metric | gains |\n|---|---|\n| aji | 0.5 |\n")
+    doc = ("<!-- begin ablation/isbi2014 -->\nold\n<!-- end ablation/isbi2014 -->\nmid\n"
+           "<!-- begin sensitivity/isbi2014 -->\nno summary yet\n<!-- end sensitivity/isbi2014 -->\n")
+    new, done = bench_docs.update(doc, tmp_path)
+    assert done == ["ablation/isbi2014"]
+    assert new == ("<!-- begin ablation/isbi2014 -->\n| metric | gains |\n|---|---|\n| aji | 0.5 |\n"
+                   "<!-- end ablation/isbi2014 -->\nmid\n"
+                   "<!-- begin sensitivity/isbi2014 -->\nno summary yet\n<!-- end sensitivity/isbi2014 -->\n")
+
+
+def test_every_block_of_the_real_document_has_a_source() -> None:
     bench_docs = load_bench_docs()
     text = (ROOT / "docs" / "BENCHMARKS.md").read_text()
     names = {line[len("<!-- begin "):-len(" -->")] for line in text.splitlines() if line.startswith("<!-- begin ")}
-    assert names == set(bench_docs.RENDERERS)
+    jobs = {n for n in names if bench_docs.JOB_BLOCK.match(f"<!-- begin {n} -->")}
+    assert names - jobs == set(bench_docs.RENDERERS)
+    results = ROOT / "benchmarks" / "results"
+    assert all((results / n / f"{n.split('/')[0]}.md").exists() for n in jobs)
