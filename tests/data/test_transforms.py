@@ -12,7 +12,9 @@ from gains.data.transforms import (
     RandomRot90,
     ResizeShortestEdge,
     boxes_from_masks,
+    flip_boxes,
     refresh,
+    rot90_boxes,
 )
 
 
@@ -58,6 +60,19 @@ def test_flips_and_rotations_are_exact(seed: int) -> None:
         image, target = t(image, target)
         assert_aligned(image, target, exact=True)
     assert target["annotation_ids"].tolist() == [7, 9] and target["labels"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_rotated_boxes_equal_boxes_of_rotated_masks(k: int) -> None:
+    _, target = scene()  # 40 x 60, neither square nor symmetric
+    rotated = target["masks"].rot90(k, dims=(-2, -1))
+    assert torch.equal(rot90_boxes(target["boxes"], k, 40, 60), boxes_from_masks(rotated))
+
+
+@pytest.mark.parametrize("dims", [[-1], [-2], [-1, -2]])
+def test_flipped_boxes_equal_boxes_of_flipped_masks(dims: list[int]) -> None:
+    _, target = scene()
+    assert torch.equal(flip_boxes(target["boxes"], dims, 40, 60), boxes_from_masks(target["masks"].flip(dims)))
 
 
 def test_horizontal_flip_moves_boxes() -> None:

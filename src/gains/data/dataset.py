@@ -22,7 +22,6 @@ import torch
 
 from gains import __version__
 from gains.atomic import atomic_write
-from gains.data.transforms import refresh
 from gains.errors import InputError
 from gains.gamm import GammParams, GammStore, image_maps
 from gains.gamm.coco import CocoAnnotations, load_coco, prepare_image, resolve_image
@@ -120,7 +119,10 @@ class InstanceDataset(torch.utils.data.Dataset):
             arrays = encode_image_maps([a["id"] for a in anns], maps, "float32")
             if cached is not None:
                 atomic_write(cached, lambda fh: np.savez_compressed(fh, **arrays))
-        return np.stack([decode_map(arrays, j, height, width) for j in range(n)])
+        stack = np.empty((n, height, width), dtype=np.float32)
+        for j in range(n):
+            decode_map(arrays, j, height, width, out=stack[j])
+        return stack
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
         image = self.images[index]
@@ -131,6 +133,8 @@ class InstanceDataset(torch.utils.data.Dataset):
             raise InputError(f"{where}: file is {height}x{width} but the JSON says {image.height}x{image.width}")
         anns = self.coco.anns_by_image[image.id]
         masks = np.zeros((len(anns), height, width), dtype=np.uint8)
+        boxes = np.zeros((len(anns), 4), dtype=np.float32)
+        area = np.zeros(len(anns), dtype=np.float32)
         for j, a in enumerate(anns):
             try:
                 crop = segmentation_to_crop(a["segmentation"], height, width)
@@ -139,15 +143,18 @@ class InstanceDataset(torch.utils.data.Dataset):
             if crop is None:
                 raise InputError(f"{self.coco.path}: annotation {a['id']}: empty mask")
             masks[j, crop.y0 : crop.y1, crop.x0 : crop.x1] = crop.mask
+            boxes[j] = crop.x0, crop.y0, crop.x1, crop.y1  # crops are tight: the pixel-edge box
+            area[j] = np.count_nonzero(crop.mask)
         target = {
             "masks": torch.from_numpy(masks),
+            "boxes": torch.from_numpy(boxes),
+            "area": torch.from_numpy(area),
             "ga_maps": torch.from_numpy(self._maps(index, anns, height, width)),
             "labels": torch.tensor([self.category_to_label[a["category_id"]] for a in anns], dtype=torch.int64),
             "iscrowd": torch.tensor([int(a.get("iscrowd", 0)) for a in anns], dtype=torch.int64),
             "annotation_ids": torch.tensor([a["id"] for a in anns], dtype=torch.int64),
             "image_id": torch.tensor(image.id, dtype=torch.int64),
         }
-        target = refresh(target)
         tensor = image_to_tensor(pixels)
         if self.transforms is not None:
             tensor, target = self.transforms(tensor, target)

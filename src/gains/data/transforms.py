@@ -3,9 +3,10 @@
 Contract (torchvision detection style): ``image`` is a float32 Tensor[C, H, W] in [0, 1]; ``target``
 holds ``masks`` uint8 [N, H, W], ``ga_maps`` float32 [N, H, W], ``boxes`` float32 [N, 4] xyxy
 (pixel-edge coordinates: a mask whose pixels span columns c0..c1 has x0 = c0, x1 = c1 + 1), plus
-per-instance ``labels``, ``area``, ``iscrowd``, ``annotation_ids``. Geometric transforms recompute
-boxes and areas from the transformed masks, so they always agree; instances whose mask vanishes
-(downscaling) are dropped with all their fields. GA maps are resized bilinearly (align_corners=False),
+per-instance ``labels``, ``area``, ``iscrowd``, ``annotation_ids``. Resizing recomputes boxes and areas
+from the resized masks, so they always agree, and drops instances whose mask vanishes with all their
+fields; flips and rotations keep every pixel, so they move the boxes arithmetically (exactly what
+recomputing would give, without a pass over the [N, H, W] masks). GA maps are resized bilinearly (align_corners=False),
 masks with nearest neighbour at pixel centres ("nearest-exact", the same sampling grid).
 Randomness comes from torch's global generator (seed it, or let DataLoader seed its workers).
 """
@@ -44,14 +45,35 @@ def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
 def refresh(target: Target) -> Target:
     """Recompute boxes and areas from masks and drop instances whose mask is empty."""
     masks = target["masks"]
-    keep = (masks.flatten(1) > 0).any(dim=1) if masks.numel() else torch.zeros(masks.shape[0], dtype=torch.bool)
+    area = torch.count_nonzero(masks.flatten(1), dim=1) if masks.numel() else torch.zeros(masks.shape[0],
+                                                                                         dtype=torch.int64)
+    keep = area > 0
     out = dict(target)
     for key in PER_INSTANCE:
         if key in out:
             out[key] = out[key][keep]
     out["boxes"] = boxes_from_masks(out["masks"])
-    out["area"] = out["masks"].flatten(1).sum(dim=1).float() if out["masks"].numel() else torch.zeros(0)
+    out["area"] = area[keep].float()
     return out
+
+
+def flip_boxes(boxes: torch.Tensor, dims: Sequence[int], height: int, width: int) -> torch.Tensor:
+    """xyxy boxes [N, 4] of an image [.., height, width] flipped along ``dims`` (-1 horizontal, -2 vertical)."""
+    out = boxes.clone()
+    if -1 in dims:
+        out[:, [0, 2]] = width - boxes[:, [2, 0]]
+    if -2 in dims:
+        out[:, [1, 3]] = height - boxes[:, [3, 1]]
+    return out
+
+
+def rot90_boxes(boxes: torch.Tensor, k: int, height: int, width: int) -> torch.Tensor:
+    """xyxy boxes [N, 4] after ``torch.rot90(.., k, dims=(-2, -1))`` of an image [.., height, width]: each
+    quarter turn sends pixel (row r, column c) to (width - 1 - c, r)."""
+    for _ in range(k % 4):
+        boxes = torch.stack([boxes[:, 1], width - boxes[:, 2], boxes[:, 3], width - boxes[:, 0]], dim=1)
+        height, width = width, height
+    return boxes
 
 
 class Compose:
@@ -111,8 +133,10 @@ class RandomFlip:
             dims.append(-2)
         if not dims:
             return image, target
-        out = dict(target, masks=target["masks"].flip(dims), ga_maps=target["ga_maps"].flip(dims))
-        return image.flip(dims), refresh(out)
+        h, w = image.shape[-2:]
+        out = dict(target, masks=target["masks"].flip(dims), ga_maps=target["ga_maps"].flip(dims),
+                   boxes=flip_boxes(target["boxes"], dims, h, w))
+        return image.flip(dims), out
 
 
 class RandomRot90:
@@ -125,9 +149,10 @@ class RandomRot90:
         if float(torch.rand(1)) >= self.p:
             return image, target
         k = int(torch.randint(1, 4, (1,)))
+        h, w = image.shape[-2:]
         out = dict(target, masks=target["masks"].rot90(k, dims=(-2, -1)),
-                   ga_maps=target["ga_maps"].rot90(k, dims=(-2, -1)))
-        return image.rot90(k, dims=(-2, -1)).contiguous(), refresh(out)
+                   ga_maps=target["ga_maps"].rot90(k, dims=(-2, -1)), boxes=rot90_boxes(target["boxes"], k, h, w))
+        return image.rot90(k, dims=(-2, -1)).contiguous(), out
 
 
 class PhotometricJitter:

@@ -46,10 +46,14 @@ def encode_image_maps(ann_ids: list[int], maps: list[GaMap], precision: str) -> 
     return {"ann_ids": np.asarray(ann_ids, dtype=np.int64), "boxes": boxes, "fills": fills, "data": data}
 
 
-def decode_map(arrays: dict[str, np.ndarray], j: int, height: int, width: int) -> np.ndarray:
-    """The full-size float32 map number ``j`` of an image's npz arrays."""
+def decode_map(arrays: dict[str, np.ndarray], j: int, height: int, width: int,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """The full-size float32 map number ``j`` of an image's npz arrays, written into ``out`` (float32
+    [height, width], e.g. one slice of a preallocated stack) when given."""
     fill = float(arrays["fills"][j])
-    out = np.full((height, width), fill, dtype=np.float32)
+    if out is None:
+        out = np.empty((height, width), dtype=np.float32)
+    out.fill(fill)
     boxes = arrays["boxes"]
     y0, x0, h, w = (int(v) for v in boxes[j])
     if h and w:
