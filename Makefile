@@ -28,6 +28,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_train.py --steps 6
 	$(BIN)/python benchmarks/bench_score.py
 	$(BIN)/python benchmarks/bench_predict.py --huge
+	$(BIN)/python benchmarks/bench_loader.py
 	$(BIN)/python benchmarks/bench_docs.py
 
 clean:

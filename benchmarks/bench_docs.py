@@ -1,7 +1,7 @@
 """Rewrite the measured tables of docs/BENCHMARKS.md from the benchmarks' results (``make bench`` runs it).
 
 Each table lives between ``<!-- begin NAME -->`` and ``<!-- end NAME -->``; the text around the markers is
-kept as it is. NAME is a speed benchmark (bench_gamm, bench_train, bench_score, bench_predict: rendered
+kept as it is. NAME is a speed benchmark (bench_gamm, bench_train, bench_score, bench_predict, bench_loader: rendered
 from ``RESULTS/NAME.json``) or an accuracy job, ``KIND/PRESET`` with KIND ablation or sensitivity (the tables
 of the job's own ``RESULTS/KIND/PRESET/KIND.md``, its heading line dropped). A block whose result
 file is missing is left untouched. The new document is written atomically.
@@ -100,8 +100,16 @@ def predict(rows: list[dict[str, Any]]) -> list[str]:
                    "peak MiB maskrcnn / gains"], out)
 
 
+def loader(d: dict[str, Any]) -> list[str]:
+    lines = _table(["code", "seconds per training item"], [
+        ["this checkout", f"{d['current_s_per_item']:.3f}"],
+        [f"baseline `{d['baseline']}`", f"{d['baseline_s_per_item']:.3f}"]])
+    return [*lines, "", f"Ratio {d['ratio']:.2f} ({d['items']} items of the {d['preset']} training split, median of "
+            f"{d['rounds']} rounds; {'identical' if d['same_targets'] else 'DIFFERENT'} targets)."]
+
+
 RENDERERS: dict[str, Callable[[Any], list[str]]] = {"bench_gamm": gamm, "bench_train": train, "bench_score": score,
-                                                    "bench_predict": predict}
+                                                    "bench_predict": predict, "bench_loader": loader}
 
 
 JOB_BLOCK = re.compile(r"<!-- begin ((ablation|sensitivity)/[\w.-]+) -->")
