@@ -148,14 +148,15 @@ def choose_iterations(args: argparse.Namespace, probes: dict[str, Config], runs_
 
 
 def train_or_resume(cfg: Config, run: Path) -> float:
-    """Train ``cfg`` into ``run`` (resuming a run with the same settings, restarting one with others);
-    returns the training wall time in seconds."""
+    """Train ``cfg`` into ``run`` (resuming a run with the same training settings, restarting one with others;
+    ``eval.*`` settings only change the scoring, so they never restart a run); returns the training wall
+    time in seconds."""
     from gains.engine.train import fit
 
     # config.yaml (written by fit) says what last.pt was trained with, without loading the checkpoint twice
     saved = run / "config.yaml"
-    if (run / "last.pt").exists() and saved.exists() and config_changes(
-            config_to_dict(load_config(saved)), config_to_dict(cfg)):
+    if (run / "last.pt").exists() and saved.exists() and any(
+            not k.startswith("eval.") for k in config_changes(config_to_dict(load_config(saved)), config_to_dict(cfg))):
         shutil.rmtree(run)
     t0 = time.perf_counter()
     fit(cfg, run, resume=True, progress=False)
@@ -163,15 +164,17 @@ def train_or_resume(cfg: Config, run: Path) -> float:
 
 
 def evaluate_run(cfg: Config, run: Path, device: str) -> tuple[dict[str, float], dict[tuple[str, str], dict]]:
-    """Held-out metrics of ``run/last.pt`` (synthetic: the generated val scenes; real data: the test split)
-    and the per-image metrics keyed by (image id, category)."""
+    """Held-out metrics of ``run/last.pt`` (synthetic: the generated val scenes; real data: the test split),
+    scored with ``cfg.eval`` (score threshold, detections per image), and the per-image metrics keyed by
+    (image id, category)."""
     from gains.inference.eval_run import evaluate_checkpoint
 
     if cfg.data.synthetic:
         data, split = run / "data" / "val", "all"
     else:
         data, split = Path(cfg.data.test).parent, "test"
-    evaluate_checkpoint(run / "last.pt", data, split, run / "eval", device=device)
+    evaluate_checkpoint(run / "last.pt", data, split, run / "eval", device=device,
+                        score_thresh=cfg.eval.score_thresh, max_dets=cfg.eval.max_dets)
     return read_eval(run)
 
 

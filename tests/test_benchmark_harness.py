@@ -99,3 +99,19 @@ def test_read_eval_and_step_seconds(tmp_path) -> None:
     lines = [{"iter": 0, "time": 1.5}, {"iter": 1, "time": 2.0}, {"iter": 1, "split": "val", "segm/AP": 0.1}]
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     assert harness.step_seconds(run) == 3.5
+
+
+def test_a_finished_run_is_kept_for_other_scoring_and_restarted_for_other_training(tmp_path, monkeypatch) -> None:
+    from gains.config import apply_overrides, dump_config
+    from gains.engine import train
+
+    base = load_config(ROOT / "configs" / "synthetic_touch_cpu.yaml")
+    run = tmp_path / "run"
+    fitted = []
+    monkeypatch.setattr(train, "fit", lambda cfg, folder, resume, progress: fitted.append(folder.exists()))
+    for overrides, kept in ((["eval.score_thresh=0.3", "eval.max_dets=400"], True), (["train.lr=0.5"], False)):
+        run.mkdir(exist_ok=True)
+        (run / "config.yaml").write_text(dump_config(base))
+        (run / "last.pt").write_bytes(b"weights")
+        harness.train_or_resume(apply_overrides(base, overrides), run)
+        assert fitted.pop() is kept

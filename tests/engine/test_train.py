@@ -67,6 +67,13 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
             resume=True, progress=False)
 
 
+def test_resume_accepts_other_scoring_settings(tmp_path: Path) -> None:
+    fit(cfg("train.max_iters=1", "train.eval_period=0"), tmp_path / "r", progress=False)
+    summary = fit(cfg("train.max_iters=1", "train.eval_period=0", "eval.score_thresh=0.3", "eval.max_dets=400"),
+                  tmp_path / "r", resume=True, progress=False)
+    assert summary["iterations"] == 1
+
+
 def test_non_finite_loss_names_iteration_and_images(tmp_path: Path) -> None:
     with pytest.raises(NonFiniteLossError, match=r"iteration 0 .* image ids \[\d+, \d+\]"):
         fit(cfg("train.max_iters=1", "train.eval_period=0", "model.ga_loss_weight=.inf"), tmp_path / "nan",

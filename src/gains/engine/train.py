@@ -34,9 +34,10 @@ from gains.models.weights import load_weights
 from gains.sysinfo import peak_rss_mib
 
 log = logging.getLogger("gains.train")
-# settings a run may change when it resumes (a longer run, another device, other logging periods)
+# settings a run may change when it resumes (a longer run, another device, other logging periods, other
+# scoring of the validation split)
 RESUMABLE_CHANGES = frozenset({"train.max_iters", "train.device", "train.eval_period", "train.checkpoint_period",
-                               "train.log_period"})
+                               "train.log_period", "eval.score_thresh", "eval.max_dets"})
 
 
 class NonFiniteLossError(RuntimeError):
@@ -161,7 +162,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     bar = tqdm(total=cfg.train.max_iters, initial=start, unit="it", desc="train",
                disable=not (progress and dist.is_main()), dynamic_ncols=True)
     net.train()
-    it = start
+    it = start - 1  # the last iteration run; stays start - 1 when a finished run resumes
     for it, (imgs, targets) in enumerate(loader, start=start):
         t0 = time.perf_counter()
         imgs = [i.to(device) for i in imgs]
