@@ -12,6 +12,10 @@ aji_gains, aji, pq per setting plus the per-image paired difference of aji_gains
 Default grid (per GAMM variant): window size below and above the README value, GA factor 0.25 / 0.4 and
 2.0 (the README's range is [0.5, 2]), overlap highlight 0 and 0.5 (isbi, chrom; the nuclei variant never
 applies it), and the centred window anchoring (``gamm.anchor=center``) against the reference's top-left.
+
+Noise floor: with one seed a setting's difference from "preset" mixes its effect with run-to-run
+variation, so every job also trains the preset itself with another training seed (``NOISE``, seed
++ ``NOISE_SEED_OFFSET``) and reports its difference from "preset" beside the settings' differences.
 Writes ``benchmarks/results/sensitivity/<preset>/sensitivity.{json,md}``; runs resume.
 """
 
@@ -42,6 +46,15 @@ GRIDS: dict[str, dict[str, list]] = {
     "nuclei": {"gamm.window_size": [5, 12], "gamm.ga_factor": [0.4, 2.0], "gamm.anchor": ["center"]},
 }
 
+NOISE, NOISE_SEED_OFFSET = "preset, another seed", 1000
+
+
+def run_name(setting: str, seed: int) -> str:
+    """Run folder of a setting and seed (the noise-floor run is the preset at its own seed)."""
+    if setting == NOISE:
+        return f"preset_s{seed + NOISE_SEED_OFFSET}"
+    return f"{setting.replace('gamm.', '').replace('=', '_')}_s{seed}"
+
 
 def parse_grid(items: list[str]) -> dict[str, list]:
     """``gamm.key=v1,v2`` strings -> {key: [v1, v2]} (values parsed as YAML)."""
@@ -68,7 +81,7 @@ def main() -> None:
                                args.out.parent / "ablation" / "data")
     ref = gamm_params(base)
     grid = parse_grid(args.grid) if args.grid else GRIDS[ref.variant]
-    settings = {"preset": []} | {f"{k}={v}": [f"{k}={v}"] for k, values in grid.items() for v in values}
+    settings = {"preset": [], NOISE: []} | {f"{k}={v}": [f"{k}={v}"] for k, values in grid.items() for v in values}
     out = args.out / args.preset
     iters, probe = choose_iterations(args, {"gains": run_config(base, "gains", 0)}, len(args.seeds) * len(settings),
                                      out, t_start)
@@ -78,8 +91,8 @@ def main() -> None:
     images: dict[str, list[dict]] = {s: [] for s in settings}
     for seed in args.seeds:
         for setting, overrides in settings.items():
-            cfg = run_config(base, "gains", seed, overrides)
-            run = out / f"{setting.replace('gamm.', '').replace('=', '_')}_s{seed}"
+            cfg = run_config(base, "gains", seed + (NOISE_SEED_OFFSET if setting == NOISE else 0), overrides)
+            run = out / run_name(setting, seed)
             train_or_resume(cfg, run)
             metrics, per_image = evaluate_run(cfg, run, args.device)
             runs[setting].append(metrics)

@@ -44,6 +44,11 @@ def test_sensitivity_grid_parsing_and_defaults() -> None:
     assert "gamm.overlap_hl" not in sensitivity.GRIDS["nuclei"]  # the nuclei variant never applies it
 
 
+def test_sensitivity_run_folders_keep_settings_and_the_noise_run_apart() -> None:
+    names = [sensitivity.run_name(s, 0) for s in ("preset", sensitivity.NOISE, "gamm.window_size=3")]
+    assert names == ["preset_s0", f"preset_s{sensitivity.NOISE_SEED_OFFSET}", "window_size_3_s0"]
+
+
 @pytest.mark.parametrize("preset", sorted(harness.PRESETS))
 def test_every_preset_has_a_cpu_and_a_gpu_config(preset: str) -> None:
     cpu = load_config(ROOT / "configs" / f"{harness.PRESETS[preset]}_cpu.yaml")
