@@ -3,7 +3,8 @@
 Each table lives between ``<!-- begin NAME -->`` and ``<!-- end NAME -->``; the text around the markers is
 kept as it is. NAME is a speed benchmark (bench_gamm, bench_train, bench_score, bench_predict, bench_loader: rendered
 from ``RESULTS/NAME.json``) or an accuracy job, ``KIND/PRESET`` with KIND ablation or sensitivity (the tables
-of the job's own ``RESULTS/KIND/PRESET/KIND.md``, its heading line dropped). A block whose result
+of the job's own ``RESULTS/KIND/PRESET/KIND.md``, its heading line dropped), or ``ablation_summary`` (one
+row per ``RESULTS/ablation/*/ablation.json``). A block whose result
 file is missing is left untouched. The new document is written atomically.
 
     .venv/bin/python benchmarks/bench_docs.py [--results benchmarks/results] [--doc docs/BENCHMARKS.md]
@@ -112,6 +113,18 @@ RENDERERS: dict[str, Callable[[Any], list[str]]] = {"bench_gamm": gamm, "bench_t
                                                     "bench_predict": predict, "bench_loader": loader}
 
 
+def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
+    """One row per ablation job: both models' mean segm/AP and the per-image paired aji_gains difference."""
+    rows = []
+    for d in jobs:
+        g, m, a = d["summary"]["gains"], d["summary"]["maskrcnn"], d["paired_per_image"]["aji_gains"]
+        rows.append([d["preset"], str(d["iters"]), str(len(d["seeds"])), f"{g['segm/AP']['mean']:.3f}",
+                     f"{m['segm/AP']['mean']:.3f}", f"{a['mean']:+.3f} [{a['ci_low']:+.3f}, {a['ci_high']:+.3f}]",
+                     f"{a['wins']}/{a['losses']}"])
+    return _table(["preset", "iterations", "seeds", "segm/AP gains", "segm/AP maskrcnn",
+                   "aji_gains, gains - maskrcnn per image (95% CI)", "images better/worse"], rows)
+
+
 JOB_BLOCK = re.compile(r"<!-- begin ((ablation|sensitivity)/[\w.-]+) -->")
 
 
@@ -137,6 +150,10 @@ def update(doc: str, results: Path) -> tuple[str, list[str]]:
         if path.exists() and f"<!-- begin {name} -->" in doc:
             doc = _replace_block(doc, name, render(json.loads(path.read_text())))
             done.append(name)
+    jobs = sorted((results / "ablation").glob("*/ablation.json"))
+    if jobs and "<!-- begin ablation_summary -->" in doc:
+        doc = _replace_block(doc, "ablation_summary", ablation_summary([json.loads(j.read_text()) for j in jobs]))
+        done.append("ablation_summary")
     for name, kind in JOB_BLOCK.findall(doc):
         path = results / name / f"{kind}.md"
         if path.exists():

@@ -56,11 +56,21 @@ def test_job_blocks_take_the_tables_of_the_job_summary(tmp_path: Path) -> None:
                    "<!-- begin sensitivity/isbi2014 -->\nno summary yet\n<!-- end sensitivity/isbi2014 -->\n")
 
 
+def test_ablation_summary_has_one_row_per_job() -> None:
+    stat = {"mean": 0.5, "std": 0.0}
+    job = {"preset": "isbi2014", "iters": 304, "seeds": [0, 1, 2],
+           "summary": {"gains": {"segm/AP": stat}, "maskrcnn": {"segm/AP": {"mean": 0.25, "std": 0.0}}},
+           "paired_per_image": {"aji_gains": {"mean": 0.0138, "ci_low": 0.002, "ci_high": 0.026, "wins": 31,
+                                              "losses": 14}}}
+    lines = load_bench_docs().ablation_summary([job])
+    assert lines[2] == "| isbi2014 | 304 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] | 31/14 |"
+
+
 def test_every_block_of_the_real_document_has_a_source() -> None:
     bench_docs = load_bench_docs()
     text = (ROOT / "docs" / "BENCHMARKS.md").read_text()
     names = {line[len("<!-- begin "):-len(" -->")] for line in text.splitlines() if line.startswith("<!-- begin ")}
     jobs = {n for n in names if bench_docs.JOB_BLOCK.match(f"<!-- begin {n} -->")}
-    assert names - jobs == set(bench_docs.RENDERERS)
+    assert names - jobs == set(bench_docs.RENDERERS) | {"ablation_summary"}
     results = ROOT / "benchmarks" / "results"
     assert all((results / n / f"{n.split('/')[0]}.md").exists() for n in jobs)
