@@ -1,11 +1,13 @@
 """Rewrite the measured tables of docs/BENCHMARKS.md from the benchmarks' results (``make bench`` runs it).
 
-Each table lives between ``<!-- begin NAME -->`` and ``<!-- end NAME -->``; the text around the markers is
-kept as it is. NAME is a speed benchmark (bench_gamm, bench_train, bench_score, bench_predict, bench_loader: rendered
-from ``RESULTS/NAME.json``) or an accuracy job, ``KIND/PRESET`` with KIND ablation or sensitivity (the tables
-of the job's own ``RESULTS/KIND/PRESET/KIND.md``, its heading line dropped), or ``ablation_summary`` (one
-row per ``RESULTS/ablation/*/ablation.json``). A block whose result
-file is missing is left untouched. The new document is written atomically.
+Each table lives between ``<!-- begin NAME -->`` and ``<!-- end NAME -->``; the text around the markers
+is kept as it is. NAME is one of
+- a speed benchmark (bench_gamm, bench_train, bench_score, bench_predict, bench_loader), rendered from
+  ``RESULTS/NAME.json``;
+- an accuracy job, ``ablation/PRESET`` or ``sensitivity/PRESET``: the tables of the job's own
+  ``RESULTS/ablation/PRESET/ablation.md`` (or sensitivity), its heading line dropped;
+- ``ablation_summary``: one row per ``RESULTS/ablation/*/ablation.json``.
+A block whose result file is missing is left untouched. The new document is written atomically.
 
     .venv/bin/python benchmarks/bench_docs.py [--results benchmarks/results] [--doc docs/BENCHMARKS.md]
 """
