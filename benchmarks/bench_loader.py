@@ -83,9 +83,10 @@ def main() -> None:
         (tmp / "config.yaml").write_text(dump_config(cfg))
         base_src = tmp / "baseline"
         base_src.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "src"], check=True,
-                                 capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(base_src)], input=archive, check=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "src"], capture_output=True)
+        if archive.returncode:
+            raise SystemExit(f"bench_loader: --baseline {args.baseline}: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", str(base_src)], input=archive.stdout, check=True)
         sources = {"current": ROOT / "src", "baseline": base_src / "src"}
         times: dict[str, list[float]] = {name: [] for name in sources}
         for r in range(args.rounds):
