@@ -148,15 +148,15 @@ def choose_iterations(args: argparse.Namespace, probes: dict[str, Config], runs_
 
 
 def train_or_resume(cfg: Config, run: Path) -> float:
-    """Train ``cfg`` into ``run`` (resuming a run with the same training settings, restarting one with others;
-    ``eval.*`` settings only change the scoring, so they never restart a run); returns the training wall
-    time in seconds."""
-    from gains.engine.train import fit
+    """Train ``cfg`` into ``run``: resume a run whose settings differ only where ``fit`` may resume across
+    (``RESUMABLE_CHANGES``: periods, device, scoring), restart one with other settings; returns the training
+    wall time in seconds."""
+    from gains.engine.train import RESUMABLE_CHANGES, fit
 
     # config.yaml (written by fit) says what last.pt was trained with, without loading the checkpoint twice
     saved = run / "config.yaml"
-    if (run / "last.pt").exists() and saved.exists() and any(
-            not k.startswith("eval.") for k in config_changes(config_to_dict(load_config(saved)), config_to_dict(cfg))):
+    if (run / "last.pt").exists() and saved.exists() and not set(
+            config_changes(config_to_dict(load_config(saved)), config_to_dict(cfg))) <= RESUMABLE_CHANGES:
         shutil.rmtree(run)
     t0 = time.perf_counter()
     fit(cfg, run, resume=True, progress=False)
