@@ -35,6 +35,23 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
         raise
 
 
+def atomic_link(src: str | Path, dst: str | Path) -> None:
+    """Make ``dst`` name the same file as ``src`` (a hard link, or a copy where the file system has none),
+    replacing ``dst`` atomically. A later atomic write to ``src`` leaves ``dst`` with the old content."""
+    src, dst = Path(src), Path(dst)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 @contextmanager
 def staged_folder(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Build a folder as ``<out>.partial`` and rename it to ``out`` only when the block succeeds.

@@ -39,6 +39,7 @@ def test_two_iteration_fit_through_the_cli(tmp_path: Path, capsys) -> None:
         assert key in train[0]
     assert any(ln.get("split") == "val" and "segm/AP" in ln for ln in lines)
     assert (run / "last.pt").exists() and (run / "best.pt").exists() and (run / "config.yaml").exists()
+    assert os.path.samefile(run / "last.pt", run / "best.pt")  # best at the last iteration: one file, two names
     ckpt = load_checkpoint(run / "last.pt")
     assert ckpt["iteration"] == 2 and ckpt["variant"] == "gains" and ckpt["config"]["train"]["max_iters"] == 2
     assert "trained 2 iterations" in capsys.readouterr().out
@@ -115,3 +116,14 @@ def test_two_process_gloo_run(tmp_path: Path) -> None:
     assert [ln["iter"] for ln in train] == [0, 1]  # rank 0 alone writes
     assert any(ln.get("split") == "val" for ln in lines)
     assert load_checkpoint(tmp_path / "ddp" / "last.pt")["iteration"] == 2
+
+
+def test_best_checkpoint_is_the_best_validated_state(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    fit(cfg("train.max_iters=2", "train.eval_period=1", "train.checkpoint_period=0", "train.lr=0.05"), run,
+        progress=False)
+    vals = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if "split" in ln]
+    aps = [v["segm/AP"] for v in vals]
+    best = load_checkpoint(run / "best.pt")
+    assert best["iteration"] == aps.index(max(aps)) + 1 and best["best"] == max(aps)
+    assert os.path.samefile(run / "best.pt", run / "last.pt") == (best["iteration"] == 2)

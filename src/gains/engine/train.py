@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from gains.atomic import atomic_write
+from gains.atomic import atomic_link, atomic_write
 from gains.config import Config, config_changes, config_to_dict, dump_config
 from gains.data.dataset import InstanceDataset, collate
 from gains.data.transforms import Compose, PhotometricJitter, RandomFlip, RandomRot90
@@ -198,18 +198,22 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
         summary["last"] = record
         done = it + 1
         is_last = done == cfg.train.max_iters
+        improved = False
         if val_set is not None and (is_last or (cfg.train.eval_period and done % cfg.train.eval_period == 0)):
             metrics = evaluate(model, val_set, val_json, device, cfg.eval.max_dets)
             if dist.is_main():
                 with open(run_dir / "metrics.jsonl", "a") as fh:
                     fh.write(json.dumps({"iter": it, "split": "val", **metrics}) + "\n")
                 log.info("iteration %d: val %s", done, {k: round(v, 4) for k, v in metrics.items()})
-            if metrics["segm/AP"] > best:
-                best = metrics["segm/AP"]
-                _save(run_dir / "best.pt", model, optimizer, scheduler, scaler, done, best, cfg, categories)
+            improved = metrics["segm/AP"] > best
+            best = max(best, metrics["segm/AP"])
             summary["best_segm_AP"] = best
         if is_last or (cfg.train.checkpoint_period and done % cfg.train.checkpoint_period == 0):
             _save(last_path, model, optimizer, scheduler, scaler, done, best, cfg, categories)
+            if improved and dist.is_main():  # the same state: one file on disk under both names
+                atomic_link(last_path, run_dir / "best.pt")
+        elif improved:
+            _save(run_dir / "best.pt", model, optimizer, scheduler, scaler, done, best, cfg, categories)
     bar.close()
     if writer is not None:
         writer.close()
