@@ -31,15 +31,17 @@ PROBE_ITERS, EVAL_RESERVE = 16, 0.15
 LATE_STEP_FACTOR = 1.3
 
 
-def job_arguments(description: str, seeds: list[int], out: str) -> argparse.ArgumentParser:
-    """The options every accuracy job takes: preset, seeds, budget (iterations or minutes), device, GPU
-    preset, output folder (``benchmarks/results/<out>``) and ``--set`` overrides."""
+def job_arguments(description: str, seeds: list[int], out: str, budget: bool = True) -> argparse.ArgumentParser:
+    """The options every accuracy job takes: preset, seeds, budget (iterations or minutes; unless ``budget`` is
+    False), device, GPU preset, output folder (``benchmarks/results/<out>``) and ``--set`` overrides."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--preset", choices=sorted(PRESETS), required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=seeds)
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--iters", type=int, help="override train.max_iters (LR steps scaled with it)")
-    budget.add_argument("--budget-minutes", type=float, help="choose the iterations so the whole job takes ~M minutes")
+    if budget:
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--iters", type=int, help="override train.max_iters (LR steps scaled with it)")
+        group.add_argument("--budget-minutes", type=float,
+                           help="choose the iterations so the whole job takes ~M minutes")
     p.add_argument("--device", default="cpu")
     p.add_argument("--gpu", action="store_true", help="the reference GPU preset instead of the CPU one")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / out)

@@ -1,4 +1,5 @@
-"""benchmarks/harness.py and sensitivity.py: schedules scaled to a budget, per-run configs, the GAMM grid."""
+"""benchmarks/harness.py, sensitivity.py and tuning.py: schedules scaled to a budget, per-run configs, the GAMM
+grid, the tuning candidates."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.conftest import ROOT
 sys.path.insert(0, str(ROOT / "benchmarks"))
 harness = pytest.importorskip("harness")
 sensitivity = pytest.importorskip("sensitivity")
+tuning = pytest.importorskip("tuning")
 
 
 def test_with_iterations_scales_steps_and_caps_warmup() -> None:
@@ -120,3 +122,28 @@ def test_a_finished_run_is_kept_for_other_scoring_and_restarted_for_other_traini
         (run / "last.pt").write_bytes(b"weights")
         harness.train_or_resume(apply_overrides(base, overrides), run)
         assert fitted.pop() is kept
+
+
+def test_tuning_candidates_scale_the_presets_own_values() -> None:
+    from gains.config import apply_overrides
+
+    base = load_config(ROOT / "configs" / "isbi2014_cpu.yaml")  # 256-320 px, max 320, default anchors 32-512
+    cands = tuning.candidates(base)
+    small = apply_overrides(base, cands["images x0.75"]).model
+    large = apply_overrides(base, cands["images x1.33"]).model
+    assert (small.min_size_train, small.min_size_test, small.max_size) == ([192, 224, 256], 224, 256)
+    assert (large.min_size_train, large.min_size_test, large.max_size) == ([352, 384, 416], 384, 416)
+    assert apply_overrides(base, cands["anchors /4"]).model.anchor_sizes == [8, 16, 32, 64, 128]
+    assert apply_overrides(base, cands["ga_rois_per_image 8"]).model.ga_rois_per_image == 8
+    touch = load_config(ROOT / "configs" / "dsb2018_cluster_cpu.yaml")  # anchors from 8 px: none smaller offered
+    assert "anchors /4" not in tuning.candidates(touch)
+
+
+def test_tuning_settings_parse_and_name_folders() -> None:
+    assert tuning.parse_setting("small=model.max_size=256;model.min_size_test=224") == (
+        "small", ["model.max_size=256", "model.min_size_test=224"])
+    for bad in ("nothing", "name=", "name=novalue"):
+        with pytest.raises(SystemExit, match="expected NAME=KEY=VALUE;KEY=VALUE"):
+            tuning.parse_setting(bad)
+    assert tuning.slug("ga_rois_per_image 8") == "ga_rois_per_image_8" and tuning.slug("anchors /4") == "anchors_4"
+    assert tuning.slug("images x0.75") == "images_x0.75"
