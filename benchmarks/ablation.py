@@ -11,6 +11,9 @@ bootstrap 95% confidence interval and a two-sided sign test.
 ``--budget-minutes M`` fits the whole job (both models, all seeds) into about M minutes: it times a short
 probe of each variant, keeps 15% for evaluation, and sets the iteration count (the same for both models;
 warm-up and LR steps scaled with it). Runs resume when their folder holds a run with the same settings.
+With ``--equal-time`` (needs ``--budget-minutes``) each model gets the same training time instead of the
+same iterations: the cheaper baseline trains for proportionally more iterations, as a user with a fixed CPU
+budget would run it; results go to ``<preset>-equal-time``.
 
 Presets (CPU variants; `--gpu` uses the reference GPU configs): synthetic-overlap, synthetic-touch,
 synthetic-cross (generated), isbi2014 (../shared/data/isbi2014, fixed 30/15 split), dsb2018-cluster
@@ -27,6 +30,7 @@ import numpy as np
 from harness import (
     SUMMARY,
     choose_iterations,
+    equal_time_iterations,
     evaluate_run,
     job_arguments,
     mean_std,
@@ -47,24 +51,30 @@ VARIANTS = ("gains", "maskrcnn")
 
 def main() -> None:
     p = job_arguments(__doc__.splitlines()[0], [0, 1, 2], "ablation")
+    p.add_argument("--equal-time", action="store_true",
+                   help="same training time per model instead of same iterations (with --budget-minutes)")
     p.add_argument("--report-only", action="store_true",
                    help="summarise finished runs from their eval/ folders (training time = sum of step times)")
     args = p.parse_args()
     if args.report_only and not args.iters:
         p.error("--report-only needs --iters N, the iteration count of the finished runs")
+    if args.equal_time and not args.budget_minutes:
+        p.error("--equal-time needs --budget-minutes M (the probe sets each model's iterations)")
     t_start = time.perf_counter()
     name, base = preset_config(args.preset, args.gpu, args.device, args.overrides, args.out / "data")
-    out = args.out / args.preset
+    out = args.out / (args.preset + ("-equal-time" if args.equal_time else ""))
     iters, probe = choose_iterations(args, {v: run_config(base, v, 0) for v in VARIANTS}, len(args.seeds), out,
                                      t_start)
-    if iters:
-        base = with_iterations(base, iters)
+    per_variant = dict.fromkeys(VARIANTS, iters or base.train.max_iters)
+    if args.equal_time:
+        per_variant = equal_time_iterations(iters, probe)
+    bases = {v: with_iterations(base, n) if iters else base for v, n in per_variant.items()}
     runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     images: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     train_s: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for seed in args.seeds:
         for variant in VARIANTS:
-            cfg = run_config(base, variant, seed)
+            cfg = run_config(bases[variant], variant, seed)
             run = out / f"{variant}_s{seed}"
             if args.report_only:
                 metrics, per_image = read_eval(run)
@@ -81,13 +91,16 @@ def main() -> None:
     diffs = paired(images["gains"], images["maskrcnn"])
     wall = time.perf_counter() - t_start
     result = {"preset": args.preset, "config": name, "overrides": args.overrides, "seeds": args.seeds,
-              "iters": base.train.max_iters, "amp": base.train.amp, "budget_minutes": args.budget_minutes,
+              "iters": per_variant if args.equal_time else iters or base.train.max_iters,
+              "equal_time": args.equal_time, "amp": base.train.amp, "budget_minutes": args.budget_minutes,
               "probe_s_per_iter": probe, "train_s": train_s, "wall_s": wall, "summary": table,
               "per_category": categories, "per_seed": runs, "paired_per_image": diffs}
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps(result, indent=1))
     mean_train = {v: float(np.mean(t)) for v, t in train_s.items()}
-    lines = [f"### {args.preset} ({name}, {base.train.max_iters} iterations, amp {base.train.amp}, "
+    label = (f"equal training time: gains {per_variant['gains']}, maskrcnn {per_variant['maskrcnn']} iterations"
+             if args.equal_time else f"{per_variant['gains']} iterations")
+    lines = [f"### {args.preset} ({name}, {label}, amp {base.train.amp}, "
              f"seeds {args.seeds}{', ' + ' '.join(args.overrides) if args.overrides else ''})", "",
              ("" if args.report_only else f"Whole job {wall / 60:.1f} min; ")
              + f"training {mean_train['gains']:.0f} s per gains run, {mean_train['maskrcnn']:.0f} s per maskrcnn run"

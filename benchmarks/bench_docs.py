@@ -4,8 +4,8 @@ Each table lives between ``<!-- begin NAME -->`` and ``<!-- end NAME -->``; the 
 is kept as it is. NAME is one of
 - a speed benchmark (bench_gamm, bench_train, bench_score, bench_predict, bench_loader), rendered from
   ``RESULTS/NAME.json``;
-- an accuracy job, ``ablation/PRESET`` or ``sensitivity/PRESET``: the tables of the job's own
-  ``RESULTS/ablation/PRESET/ablation.md`` (or sensitivity), its heading line dropped;
+- an accuracy job, ``ablation/PRESET``, ``sensitivity/PRESET`` or ``tuning/PRESET``: the tables of the job's
+  own ``RESULTS/ablation/PRESET/ablation.md`` (or sensitivity, tuning), its heading line dropped;
 - ``ablation_summary``: one row per ``RESULTS/ablation/*/ablation.json``.
 A block whose result file is missing is left untouched. The new document is written atomically.
 
@@ -120,14 +120,17 @@ def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
     rows = []
     for d in jobs:
         g, m, a = d["summary"]["gains"], d["summary"]["maskrcnn"], d["paired_per_image"]["aji_gains"]
-        rows.append([d["preset"], str(d["iters"]), str(len(d["seeds"])), f"{g['segm/AP']['mean']:.3f}",
+        n = d["iters"]  # one count, or {model: count} for an equal-training-time job
+        rows.append([d["preset"] + (", equal time" if d.get("equal_time") else ""),
+                     f"{n['gains']} / {n['maskrcnn']}" if isinstance(n, dict) else str(n), str(len(d["seeds"])),
+                     f"{g['segm/AP']['mean']:.3f}",
                      f"{m['segm/AP']['mean']:.3f}", f"{a['mean']:+.3f} [{a['ci_low']:+.3f}, {a['ci_high']:+.3f}]",
                      f"{a['wins']}/{a['losses']}"])
-    return _table(["preset", "iterations", "seeds", "segm/AP gains", "segm/AP maskrcnn",
+    return _table(["preset", "iterations (gains / maskrcnn)", "seeds", "segm/AP gains", "segm/AP maskrcnn",
                    "aji_gains, gains - maskrcnn per image (95% CI)", "images better/worse"], rows)
 
 
-JOB_BLOCK = re.compile(r"<!-- begin ((ablation|sensitivity)/[\w.-]+) -->")
+JOB_BLOCK = re.compile(r"<!-- begin ((ablation|sensitivity|tuning)/[\w.-]+) -->")
 
 
 def job_tables(path: Path) -> list[str]:

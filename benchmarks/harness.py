@@ -149,6 +149,13 @@ def choose_iterations(args: argparse.Namespace, probes: dict[str, Config], runs_
     return iters, probe
 
 
+def equal_time_iterations(iters: int, probe: dict[str, float]) -> dict[str, int]:
+    """Per-model iterations with the same training time for every model and the same total as ``iters`` for
+    each: model v gets ``iters * mean(probe) / probe[v]`` (``probe``: seconds per iteration)."""
+    mean = sum(probe.values()) / len(probe)
+    return {v: int(iters * mean / s) for v, s in probe.items()}
+
+
 def train_or_resume(cfg: Config, run: Path) -> float:
     """Train ``cfg`` into ``run``: resume a run whose settings differ only where ``fit`` may resume across
     (``RESUMABLE_CHANGES``: periods, device, scoring), restart one with other settings; returns the training

@@ -49,6 +49,7 @@ def test_job_blocks_take_the_tables_of_the_job_summary(tmp_path: Path) -> None:
     (job / "ablation.md").write_text("### isbi2014 (10 iterations)\n\n| metric | gains |\n|---|---|\n| aji | 0.5 |\n")
     doc = ("<!-- begin ablation/isbi2014 -->\nold\n<!-- end ablation/isbi2014 -->\nmid\n"
            "<!-- begin sensitivity/isbi2014 -->\nno summary yet\n<!-- end sensitivity/isbi2014 -->\n")
+    assert bench_docs.JOB_BLOCK.findall("<!-- begin tuning/isbi2014 -->") == [("tuning/isbi2014", "tuning")]
     new, done = bench_docs.update(doc, tmp_path)
     assert done == ["ablation/isbi2014"]
     assert new == ("<!-- begin ablation/isbi2014 -->\n| metric | gains |\n|---|---|\n| aji | 0.5 |\n"
@@ -62,8 +63,10 @@ def test_ablation_summary_has_one_row_per_job() -> None:
            "summary": {"gains": {"segm/AP": stat}, "maskrcnn": {"segm/AP": {"mean": 0.25, "std": 0.0}}},
            "paired_per_image": {"aji_gains": {"mean": 0.0138, "ci_low": 0.002, "ci_high": 0.026, "wins": 31,
                                               "losses": 14}}}
-    lines = load_bench_docs().ablation_summary([job])
+    timed = {**job, "iters": {"gains": 200, "maskrcnn": 290}, "equal_time": True}
+    lines = load_bench_docs().ablation_summary([job, timed])
     assert lines[2] == "| isbi2014 | 304 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] | 31/14 |"
+    assert lines[3] == "| isbi2014, equal time | 200 / 290 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] | 31/14 |"
 
 
 def test_every_block_of_the_real_document_has_a_source() -> None:

@@ -147,3 +147,11 @@ def test_tuning_settings_parse_and_name_folders() -> None:
             tuning.parse_setting(bad)
     assert tuning.slug("ga_rois_per_image 8") == "ga_rois_per_image_8" and tuning.slug("anchors /4") == "anchors_4"
     assert tuning.slug("images x0.75") == "images_x0.75"
+
+
+def test_equal_time_iterations_give_every_model_the_same_time_and_total() -> None:
+    probe = {"gains": 1.5, "maskrcnn": 1.0}  # seconds per iteration
+    per = harness.equal_time_iterations(100, probe)
+    assert per == {"gains": 83, "maskrcnn": 125}
+    assert abs(per["gains"] * 1.5 - per["maskrcnn"] * 1.0) <= 1.5  # same training time, to one step
+    assert abs(sum(per[v] * probe[v] for v in probe) - 100 * sum(probe.values())) <= sum(probe.values())
