@@ -31,9 +31,9 @@ from harness import (
     job_arguments,
     mean_std,
     paired,
-    paired_rows,
     preset_config,
     run_config,
+    settings_paired_rows,
     train_or_resume,
     with_iterations,
 )
@@ -112,10 +112,7 @@ def main() -> None:
              f"seeds {args.seeds}; whole job {wall / 60:.1f} min)", "",
              "| setting | " + " | ".join(SUMMARY) + " |", "|---" * (len(SUMMARY) + 1) + "|"]
     lines += [f"| {s} | " + " | ".join(f"{t[k]['mean']:.4f}" for k in SUMMARY) + " |" for s, t in table.items()]
-    lines += ["", "| setting: per-image paired difference against preset | mean | 95% CI | wins/losses | sign p |",
-              "|---|---|---|---|---|"]
-    for s, d in diffs.items():
-        lines += [f"| {s}: " + row[2:] for row in paired_rows({k: d[k] for k in ("aji_gains", "aji")})]
+    lines += settings_paired_rows(diffs)
     (out / "sensitivity.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -30,11 +30,11 @@ from harness import (
     job_arguments,
     mean_std,
     paired,
-    paired_rows,
     per_category,
     preset_config,
     run_config,
     seconds_per_iteration,
+    settings_paired_rows,
     spread,
     train_or_resume,
     with_iterations,
@@ -141,10 +141,7 @@ def main() -> None:
             spread(categories[s][c]["segm/AP"]) if c in categories[s] else "-" for c in cats]
         minutes = sum(train_s[s]) / len(train_s[s]) / 60
         lines.append(f"| {s} | {probe[s]:.2f} | {iters[s]} | {minutes:.1f} | " + " | ".join(cells) + " |")
-    lines += ["", "| setting: per-image paired difference against preset | mean | 95% CI | wins/losses | sign p |",
-              "|---|---|---|---|---|"]
-    for s, d in diffs.items():
-        lines += [f"| {s}: " + row[2:] for row in paired_rows({k: d[k] for k in ("aji_gains", "aji")})]
+    lines += settings_paired_rows(diffs)
     (out / "tuning.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

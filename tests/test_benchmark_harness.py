@@ -155,3 +155,10 @@ def test_equal_time_iterations_give_every_model_the_same_time_and_total() -> Non
     assert per == {"gains": 83, "maskrcnn": 125}
     assert abs(per["gains"] * 1.5 - per["maskrcnn"] * 1.0) <= 1.5  # same training time, to one step
     assert abs(sum(per[v] * probe[v] for v in probe) - 100 * sum(probe.values())) <= sum(probe.values())
+
+
+def test_settings_paired_rows_name_each_setting_and_metric() -> None:
+    stat = {"mean": -0.02, "ci_low": -0.04, "ci_high": -0.003, "wins": 3, "losses": 12, "sign_p": 0.0352}
+    lines = harness.settings_paired_rows({"anchors /4": {"aji_gains": stat, "aji": {}, "pq": stat}})
+    assert lines[0] == "" and "against preset" in lines[1]
+    assert lines[3:] == ["| anchors /4: aji_gains | -0.0200 | [-0.0400, -0.0030] | 3/12 | 0.0352 |"]
