@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import os
@@ -130,12 +131,15 @@ def choose_iterations(args: argparse.Namespace, probes: dict[str, Config], runs_
                       t_start: float) -> tuple[int | None, dict[str, float] | None]:
     """(iterations per run, probe seconds per iteration) for a job: ``--iters`` as given; for
     ``--budget-minutes``, the probe of ``probes`` with the budget split over ``runs_per_probe`` runs of each.
-    The choice is kept in ``out/budget.json`` so that a job run again with the same options resumes its runs
-    instead of probing again (and perhaps choosing another count)."""
+    The choice is kept in ``out/budget.json`` so that a job run again with the same options and preset configs
+    resumes its runs instead of probing again (and perhaps choosing another count); a changed preset probes
+    again."""
     if not args.budget_minutes:
         return args.iters, None
+    configs = json.dumps({k: config_to_dict(c) for k, c in sorted(probes.items())}, sort_keys=True)
     key = {"budget_minutes": args.budget_minutes, "seeds": args.seeds, "overrides": args.overrides,
-           "gpu": args.gpu, "device": args.device, "probes": sorted(probes), "runs_per_probe": runs_per_probe}
+           "gpu": args.gpu, "device": args.device, "probes": sorted(probes), "runs_per_probe": runs_per_probe,
+           "configs_sha256": hashlib.sha256(configs.encode()).hexdigest()}
     saved = out / "budget.json"
     if saved.exists() and json.loads(saved.read_text())["key"] == key:
         chosen = json.loads(saved.read_text())

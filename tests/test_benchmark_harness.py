@@ -59,17 +59,27 @@ def test_every_preset_has_a_cpu_and_a_gpu_config(preset: str) -> None:
     assert (cpu.model.backbone, gpu.model.backbone, gpu.train.max_iters) == ("resnet18", "resnet50", 20000)
 
 
-def test_a_budgeted_job_reuses_its_chosen_iterations(tmp_path) -> None:
+def test_a_budgeted_job_reuses_its_chosen_iterations(tmp_path, monkeypatch) -> None:
     import argparse
     import json
 
+    from gains.config import apply_overrides
+
     args = argparse.Namespace(preset="synthetic-touch", iters=None, budget_minutes=45.0, seeds=[0, 1],
                               overrides=["train.lr=0.01"], gpu=False, device="cpu")
-    key = {"budget_minutes": 45.0, "seeds": [0, 1], "overrides": ["train.lr=0.01"], "gpu": False, "device": "cpu",
-           "probes": ["gains", "maskrcnn"], "runs_per_probe": 2}
-    (tmp_path / "budget.json").write_text(json.dumps({"key": key, "iters": 321, "probe": {"gains": 1.5}}))
-    probes = {"gains": None, "maskrcnn": None}  # never trained: the saved choice is used
-    assert harness.choose_iterations(args, probes, 2, tmp_path, 0.0) == (321, {"gains": 1.5})
+    base = load_config(ROOT / "configs" / "synthetic_touch_cpu.yaml")
+    probes = {"gains": base, "maskrcnn": harness.run_config(base, "maskrcnn", 0)}
+    probed = []
+    monkeypatch.setattr(harness, "seconds_per_iteration",
+                        lambda configs, folder: probed.append(sorted(configs)) or {"gains": 9.0})
+    monkeypatch.setattr(harness, "budget_iterations", lambda minutes, elapsed, per_round: 77)
+    assert harness.choose_iterations(args, probes, 2, tmp_path, 0.0) == (77, {"gains": 9.0}) and probed
+    saved = json.loads((tmp_path / "budget.json").read_text())
+    (tmp_path / "budget.json").write_text(json.dumps({**saved, "iters": 321, "probe": {"gains": 1.5}}))
+    probed.clear()
+    assert harness.choose_iterations(args, probes, 2, tmp_path, 0.0) == (321, {"gains": 1.5}) and not probed
+    changed = {**probes, "gains": apply_overrides(base, ["model.max_size=640"])}  # another preset: probed again
+    assert harness.choose_iterations(args, changed, 2, tmp_path, 0.0) == (77, {"gains": 9.0}) and probed
     fixed = argparse.Namespace(**{**vars(args), "iters": 50, "budget_minutes": None})
     assert harness.choose_iterations(fixed, probes, 2, tmp_path, 0.0) == (50, None)
 
