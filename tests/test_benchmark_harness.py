@@ -137,7 +137,9 @@ def test_a_finished_run_is_kept_for_other_scoring_and_restarted_for_other_traini
 def test_tuning_candidates_scale_the_presets_own_values() -> None:
     from gains.config import apply_overrides
 
-    base = load_config(ROOT / "configs" / "isbi2014_cpu.yaml")  # 256-320 px, max 320, default anchors 32-512
+    base = load_config(ROOT / "configs" / "isbi2014_cpu.yaml",
+                       ["model.min_size_train=[256, 288, 320]", "model.min_size_test=288", "model.max_size=320",
+                        "model.anchor_sizes=[32, 64, 128, 256, 512]"])
     cands = tuning.candidates(base)
     small = apply_overrides(base, cands["images x0.75"]).model
     large = apply_overrides(base, cands["images x1.33"]).model
