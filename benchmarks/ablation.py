@@ -13,7 +13,9 @@ probe of each variant, keeps 15% for evaluation, and sets the iteration count (t
 warm-up and LR steps scaled with it). Runs resume when their folder holds a run with the same settings.
 With ``--equal-time`` (needs ``--budget-minutes``) each model gets the same training time instead of the
 same iterations: the cheaper baseline trains for proportionally more iterations, as a user with a fixed CPU
-budget would run it; results go to ``<preset>-equal-time``.
+budget would run it; results go to ``<preset>-equal-time``. The split comes from the probe's early steps,
+which can under-state GAInS's later cost (isbi2014: probe 0.84 against 0.85 s/it, whole runs 450 against
+331 s); the report's training seconds per model say how equal the times came out.
 
 Presets (CPU variants; `--gpu` uses the reference GPU configs): synthetic-overlap, synthetic-touch,
 synthetic-cross (generated), isbi2014 (../shared/data/isbi2014, fixed 30/15 split), dsb2018-cluster
