@@ -2,9 +2,10 @@
 
 RUN_DIR gets ``config.yaml`` (resolved), ``metrics.jsonl`` (one line per iteration: iter, time, lr,
 loss, each loss_*, images/s, peak memory; validation lines carry ``"split": "val"``), ``last.pt`` and
-``best.pt`` (by validation segm/AP). Resuming restores model, optimizer, scheduler, scaler, iteration
-and RNG states; batches are a pure function of the iteration (see ``sampling``), so on the CPU a run
-interrupted and resumed ends with the same weights as an uninterrupted one.
+``best.pt`` (by validation segm/AP; a hard link to ``last.pt`` when both hold the same state). Resuming
+restores model, optimizer, scheduler, scaler, iteration and RNG states; batches are a pure function of
+the iteration (see ``sampling``), so on the CPU a run interrupted and resumed ends with the same weights
+as an uninterrupted one.
 """
 
 from __future__ import annotations
