@@ -93,7 +93,7 @@ def main() -> None:
     diffs = paired(images["gains"], images["maskrcnn"])
     wall = time.perf_counter() - t_start
     result = {"preset": args.preset, "config": name, "overrides": args.overrides, "seeds": args.seeds,
-              "iters": per_variant if args.equal_time else iters or base.train.max_iters,
+              "iters": per_variant if args.equal_time else per_variant["gains"],
               "equal_time": args.equal_time, "amp": base.train.amp, "budget_minutes": args.budget_minutes,
               "probe_s_per_iter": probe, "train_s": train_s, "wall_s": wall, "summary": table,
               "per_category": categories, "per_seed": runs, "paired_per_image": diffs}
