@@ -18,7 +18,8 @@ FORBIDDEN = {
     "inference": ("gains.report", "gains.cli", "gains.demo"),
 }
 LEAVES = {"errors.py": ("gains.",), "atomic.py": ("gains.",), "imageio.py": ("gains.gamm", "gains.data", "torch"),
-          "evaluation/metrics.py": ("torch", "gains.")}
+          "evaluation/metrics.py": ("torch", "gains."),
+          "intensity.py": ("torch", "gains.")}
 
 
 def imported_names(path: Path) -> set[str]:

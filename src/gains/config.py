@@ -73,6 +73,9 @@ class ModelConfig:
     min_size_train: list[int] = field(default_factory=lambda: [640, 672, 704, 736, 768, 800])
     min_size_test: int = 800
     max_size: int = 1333
+    input_norm: str = "percentile"  # percentile | dtype | fixed (gains.intensity); saved configs without it: dtype
+    input_percentiles: list[float] = field(default_factory=lambda: [1.0, 99.8])
+    input_range: list[float] | None = None  # [min, max] raw values for input_norm: fixed
     image_mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     image_std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     anchor_sizes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
@@ -184,6 +187,16 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     return _build(Config, data or {}, "")
 
 
+def saved_config(data: dict[str, Any]) -> Config:
+    """The Config of a checkpoint or run folder; settings added since it was saved get the value that
+    reproduces how it was trained (``model.input_norm``: ``dtype``, the only behaviour before the setting)."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in (data or {}).items()}
+    model = data.setdefault("model", {})
+    if isinstance(model, dict):
+        model.setdefault("input_norm", "dtype")
+    return config_from_dict(data)
+
+
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     """Nested plain dicts (YAML/JSON-ready)."""
     return dataclasses.asdict(cfg)
@@ -235,4 +248,5 @@ def dump_config(cfg: Config) -> str:
 
 
 __all__ = ["Config", "DataConfig", "EvalConfig", "GammConfig", "ModelConfig", "TrainConfig", "apply_overrides",
-           "config_changes", "config_from_dict", "config_to_dict", "dump_config", "load_config", "replace"]
+           "config_changes", "config_from_dict", "config_to_dict", "dump_config", "load_config", "replace",
+           "saved_config"]

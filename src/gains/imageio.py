@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from gains.errors import InputError
+from gains.intensity import Normalisation
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -74,11 +75,15 @@ def read_image(path: str | Path) -> np.ndarray:
         raise InputError(f"{path}: unreadable image ({exc})") from exc
 
 
-def to_display(image: np.ndarray) -> np.ndarray:
-    """An (H, W, 3) float image in [0, 1] for figures: grey replicated, alpha dropped, per-image min/max stretch."""
-    img = np.asarray(image, dtype=np.float64)
+def to_display(image: np.ndarray, normalisation: Normalisation | None = None) -> np.ndarray:
+    """An (H, W, 3) float image in [0, 1] for figures: grey replicated, alpha dropped; scaled by
+    ``normalisation`` (what a model sees) when given, else by a per-image min/max stretch."""
+    img = np.asarray(image)
     if img.ndim == 3 and img.shape[0] in (1, 3, 4) and img.shape[-1] not in (1, 3, 4):
         img = np.moveaxis(img, 0, -1)
+    if normalisation is not None:
+        return np.clip(normalisation(img), 0.0, 1.0).astype(np.float64)
+    img = img.astype(np.float64)
     if img.ndim == 2:
         img = img[..., None]
     if img.shape[-1] == 4:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gains.atomic import atomic_write
-from gains.config import load_config
+from gains.config import saved_config
 from gains.errors import InputError
 from gains.evaluation.score import AP_KEYS, PER_IMAGE
 
@@ -62,7 +62,7 @@ def _loss_figure(lines: list[dict[str, Any]]) -> str | None:
     return _png_b64(fig)
 
 
-def _image_figure(pixels, gt_masks, ga_true, instances, height: int, width: int, title: str) -> str:
+def _image_figure(pixels, gt_masks, ga_true, instances, height: int, width: int, title: str, norm) -> str:
     import matplotlib.pyplot as plt
 
     from gains.imageio import to_display
@@ -72,11 +72,11 @@ def _image_figure(pixels, gt_masks, ga_true, instances, height: int, width: int,
     pred_masks = [i.mask.to_dense(height, width) for i in instances]
     ga_pred = ga_image(instances, height, width)
     fig, ax = plt.subplots(1, 5, figsize=(20, 4.4), constrained_layout=True)
-    ax[0].imshow(to_display(pixels))
+    ax[0].imshow(to_display(pixels, norm))
     ax[0].set_title(title)
-    ax[1].imshow(outline_overlay(pixels, gt_masks))
+    ax[1].imshow(outline_overlay(pixels, gt_masks, normalisation=norm))
     ax[1].set_title(f"ground truth ({len(gt_masks)})")
-    ax[2].imshow(outline_overlay(pixels, pred_masks))
+    ax[2].imshow(outline_overlay(pixels, pred_masks, normalisation=norm))
     ax[2].set_title(f"prediction ({len(pred_masks)})")
     top = max(float(np.max(ga_true)) if len(ga_true) else 1.0, 1.0 + 1e-6)
     ax[3].imshow(ga_composite(list(ga_true), top - 1.0) if len(ga_true) else np.zeros((height, width)), cmap="inferno",
@@ -109,11 +109,17 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, n_images: i
     from gains.imageio import read_image
     from gains.inference.loading import load_model
     from gains.inference.predictor import Predictor
+    from gains.intensity import Normalisation
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise InputError(f"{run_dir}: not a training run folder (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml")
+    import yaml
+
+    try:
+        cfg = saved_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"{run_dir / 'config.yaml'}: cannot read config ({exc})") from exc
     lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()] \
         if (run_dir / "metrics.jsonl").exists() else []
     if metrics is None and (run_dir / "eval" / "METRICS.json").exists():
@@ -141,8 +147,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, n_images: i
         parts += ["<h2>Training</h2>", f"<img alt='loss curves' src='data:image/png;base64,{loss_png}'>"]
     if val_json is not None and (run_dir / "last.pt").exists():
         model, mcfg, categories = load_model(run_dir, device=torch.device(device))
-        ds = InstanceDataset(val_json, images, gamm=gamm_params(cfg), cache_dir=run_dir / "ga_cache")
-        predictor = Predictor(model, categories, torch.device(device), tile=None, score_thresh=mcfg.eval.score_thresh)
+        norm = Normalisation.of_model(mcfg.model)
+        ds = InstanceDataset(val_json, images, gamm=gamm_params(cfg), cache_dir=run_dir / "ga_cache",
+                             normalisation=norm)
+        predictor = Predictor(model, categories, torch.device(device), tile=None, score_thresh=mcfg.eval.score_thresh,
+                              normalisation=norm)
+        parts.append(f"<p>Images are shown as the model sees them: input normalisation {html.escape(norm.describe())}."
+                     "</p>")
         parts.append("<h2>Examples (validation images)</h2>")
         for k in range(min(n_images, len(ds))):
             _, target = ds[k]
@@ -150,7 +161,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, n_images: i
             pixels = read_image(resolve_image(ds.images_dir, image.file_name, str(ds.coco.path)))
             h, w = pixels.shape[:2]
             png = _image_figure(pixels, [m.numpy().astype(bool) for m in target["masks"]],
-                                target["ga_maps"].numpy(), predictor.predict(pixels), h, w, image.file_name)
+                                target["ga_maps"].numpy(), predictor.predict(pixels), h, w, image.file_name, norm)
             parts.append(f"<img alt='{html.escape(image.file_name)}' src='data:image/png;base64,{png}'>")
     parts.append("</body></html>")
     path = Path(out) if out is not None else run_dir / "report.html"

@@ -10,6 +10,7 @@ from scipy import ndimage
 
 from gains.atomic import atomic_write
 from gains.imageio import to_display
+from gains.intensity import Normalisation
 
 
 def instance_colours(n: int, seed: int = 0) -> np.ndarray:
@@ -21,9 +22,11 @@ def instance_colours(n: int, seed: int = 0) -> np.ndarray:
     return base[rng.permutation(max(n, 1)) % 20][:n] if n > 20 else base[:n]
 
 
-def outline_overlay(image: np.ndarray, masks: Sequence[np.ndarray], width: int = 1) -> np.ndarray:
-    """(H, W, 3) float image with each (H, W) bool mask outlined in its own colour (overlaps keep both)."""
-    out = to_display(image).copy()
+def outline_overlay(image: np.ndarray, masks: Sequence[np.ndarray], width: int = 1,
+                    normalisation: Normalisation | None = None) -> np.ndarray:
+    """(H, W, 3) float image with each (H, W) bool mask outlined in its own colour (overlaps keep both);
+    ``normalisation`` as in ``to_display``."""
+    out = to_display(image, normalisation).copy()
     colours = instance_colours(len(masks))
     for mask, colour in zip(masks, colours, strict=True):
         inner = ndimage.binary_erosion(mask, iterations=width, border_value=0)

@@ -15,6 +15,7 @@ from gains.data.split import split_dataset
 from gains.data.transforms import RandomFlip
 from gains.errors import InputError
 from gains.gamm import GammParams, GammStore, run_gamm
+from gains.intensity import LEGACY
 
 ISBI = GammParams.for_variant("isbi", target_category=1)
 
@@ -104,12 +105,12 @@ def test_empty_images_kept_or_filtered(small_coco: Path) -> None:
     assert target["masks"].shape == (0, 64, 80) and target["boxes"].shape == (0, 4)
 
 
-def test_image_to_tensor_scales_by_bit_depth() -> None:
+def test_image_to_tensor_dtype_mode_scales_by_bit_depth() -> None:
     u16 = np.full((4, 5), 65535, dtype=np.uint16)
-    assert torch.allclose(image_to_tensor(u16), torch.ones(3, 4, 5))
+    assert torch.allclose(image_to_tensor(u16, LEGACY), torch.ones(3, 4, 5))
     rgba = np.zeros((4, 5, 4), dtype=np.uint8)
     rgba[..., 2] = 255
-    t = image_to_tensor(rgba)
+    t = image_to_tensor(rgba, LEGACY)
     assert t.shape == (3, 4, 5) and torch.equal(t[2], torch.ones(4, 5)) and t[:2].sum() == 0
 
 

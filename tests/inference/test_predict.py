@@ -110,3 +110,46 @@ def test_eval_and_bad_checkpoints(tiny_run: Path, tmp_path: Path, capsys) -> Non
                  "--set", "model.variant=maskrcnn"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "checkpoint of a gains model, but the config asks for maskrcnn" in err[0]
+
+
+def _predictions(run: Path, image: Path, out: Path) -> list[tuple[int, float]]:
+    assert main(["predict", str(run), str(image), "--out", str(out), "--format", "coco", "--score-thresh", "0.0",
+                 "--device", "cpu", "--quiet"]) == 0
+    return [(r["category_id"], round(r["score"], 4)) for r in json.loads((out / "results.json").read_text())]
+
+
+def test_normalisation_travels_in_the_checkpoint_and_predict_applies_it(tiny_run: Path, tmp_path: Path) -> None:
+    from gains.engine.checkpoint import load_checkpoint, save_checkpoint
+    from gains.inference.loading import load_model
+
+    ckpt = load_checkpoint(tiny_run / "last.pt")
+    assert ckpt["config"]["model"]["input_norm"] == "percentile"
+    _, cfg, _ = load_model(tiny_run)
+    assert cfg.model.input_norm == "percentile" and cfg.model.input_percentiles == [1.0, 99.8]
+    rng = np.random.default_rng(4)
+    twelve = (rng.random((96, 96)) * 3000 + 80).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "a12.tif", twelve)
+    tifffile.imwrite(tmp_path / "a16.tif", twelve * 16)  # the same picture with 16-bit values
+    # percentile: the 12- and 16-bit versions are the same input, so the same predictions
+    assert _predictions(tiny_run, tmp_path / "a12.tif", tmp_path / "p12") == \
+        _predictions(tiny_run, tmp_path / "a16.tif", tmp_path / "p16")
+    # a checkpoint saved before the setting existed is read as dtype, and predict then sees other inputs
+    del ckpt["config"]["model"]["input_norm"]
+    old = tmp_path / "old"
+    old.mkdir()
+    save_checkpoint(old / "last.pt", **ckpt)
+    _, cfg_old, _ = load_model(old)
+    assert cfg_old.model.input_norm == "dtype"
+    assert _predictions(old, tmp_path / "a12.tif", tmp_path / "o12") != \
+        _predictions(old, tmp_path / "a16.tif", tmp_path / "o16")
+
+
+def test_non_finite_image_is_refused_and_nothing_is_written(tiny_run: Path, tmp_path: Path, capsys) -> None:
+    img = np.ones((40, 40), dtype=np.float32)
+    img[5, 5] = np.inf
+    tifffile.imwrite(tmp_path / "bad.tif", img)
+    assert main(["predict", str(tiny_run), str(tmp_path / "bad.tif"), "--out", str(tmp_path / "out"),
+                 "--device", "cpu", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.tif: 1 non-finite pixel" in err[0]
+    assert not (tmp_path / "out").exists()

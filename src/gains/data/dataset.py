@@ -28,23 +28,19 @@ from gains.gamm.coco import CocoAnnotations, load_coco, prepare_image, resolve_i
 from gains.gamm.raster import segmentation_to_crop
 from gains.gamm.store import decode_map, encode_image_maps
 from gains.imageio import read_image
+from gains.intensity import DEFAULT, Normalisation, Scaling
 
 
-def image_to_tensor(pixels: np.ndarray) -> torch.Tensor:
-    """Float32 Tensor[3, H, W] in [0, 1]: integer images scaled by their dtype's maximum, grey replicated,
-    alpha and extra channels dropped (the first three kept)."""
-    img = np.asarray(pixels)
-    if img.ndim == 2:
-        img = img[..., None]
-    if img.dtype.kind in "ui":
-        img = img.astype(np.float32) / float(np.iinfo(img.dtype).max)
-    else:
-        img = np.clip(img.astype(np.float32), 0.0, 1.0)
-    if img.shape[-1] == 1:
-        img = np.repeat(img, 3, axis=-1)
-    elif img.shape[-1] == 2:
-        img = np.concatenate([img, img[..., :1]], axis=-1)
-    return torch.from_numpy(np.ascontiguousarray(img[..., :3].transpose(2, 0, 1)))
+def image_to_tensor(pixels: np.ndarray, normalisation: Normalisation = DEFAULT,
+                    scaling: Scaling | None = None) -> torch.Tensor:
+    """Float32 Tensor[3, H, W] of (H, W) or (H, W, C) pixels, normalised as ``gains.intensity`` describes
+    (``scaling``: statistics fitted on the whole image when ``pixels`` is a crop of it).
+
+    Raises:
+        ValueError: non-finite pixels or an unsupported array.
+    """
+    img = normalisation.apply(pixels, scaling if scaling is not None else normalisation.fit(pixels))
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
 
 
 class InstanceDataset(torch.utils.data.Dataset):
@@ -59,15 +55,17 @@ class InstanceDataset(torch.utils.data.Dataset):
             ``ga_store``'s absence and ``cache=False`` computes maps every time.
         transforms: a paired transform ``(image, target) -> (image, target)``.
         keep_empty: keep images without annotations (False filters them out).
+        normalisation: how pixels become the [0, 1] input (the model's ``input_norm``).
     """
 
     def __init__(self, annotations: str | Path, images: str | Path | None = None, gamm: GammParams | None = None,
                  ga_store: str | Path | None = None, cache_dir: str | Path | None = None, cache: bool = True,
                  transforms: Callable[..., tuple[torch.Tensor, dict[str, Any]]] | None = None,
-                 keep_empty: bool = True) -> None:
+                 keep_empty: bool = True, normalisation: Normalisation = DEFAULT) -> None:
         self.coco: CocoAnnotations = load_coco(annotations)
         self.images_dir = Path(images) if images is not None else self.coco.path.parent / "images"
         self.transforms = transforms
+        self.normalisation = normalisation
         cats = sorted(self.coco.category_ids)
         self.category_to_label = {c: i + 1 for i, c in enumerate(cats)}
         self.label_to_category = {i + 1: c for i, c in enumerate(cats)}
@@ -155,7 +153,10 @@ class InstanceDataset(torch.utils.data.Dataset):
             "annotation_ids": torch.tensor([a["id"] for a in anns], dtype=torch.int64),
             "image_id": torch.tensor(image.id, dtype=torch.int64),
         }
-        tensor = image_to_tensor(pixels)
+        try:
+            tensor = image_to_tensor(pixels, self.normalisation)
+        except ValueError as exc:
+            raise InputError(f"{where}: {exc}") from exc
         if self.transforms is not None:
             tensor, target = self.transforms(tensor, target)
         return tensor, target

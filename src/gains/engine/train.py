@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from gains.atomic import atomic_link, atomic_write
-from gains.config import Config, config_changes, config_to_dict, dump_config
+from gains.config import Config, config_changes, config_to_dict, dump_config, saved_config
 from gains.data.dataset import InstanceDataset, collate
 from gains.data.transforms import Compose, PhotometricJitter, RandomFlip, RandomRot90
 from gains.engine import distributed as dist
@@ -30,6 +30,7 @@ from gains.engine.schedule import build_optimizer, build_scheduler
 from gains.errors import InputError
 from gains.evaluation.evaluator import evaluate
 from gains.gamm import GammParams
+from gains.intensity import Normalisation
 from gains.models.build import build_model
 from gains.models.weights import load_weights
 from gains.sysinfo import peak_rss_mib
@@ -82,7 +83,7 @@ def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_
     return InstanceDataset(train_json, images, gamm=gamm,
                            ga_store=cfg.gamm.store if gamm is not None else None,
                            cache_dir=run_dir / "ga_cache", transforms=Compose(steps) if steps else None,
-                           keep_empty=d.keep_empty)
+                           keep_empty=d.keep_empty, normalisation=Normalisation.of_model(cfg.model))
 
 
 def _peak_memory_mib(device: torch.device) -> float:
@@ -136,7 +137,8 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     last_path = run_dir / "last.pt"
     if resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
-        changed = [k for k in config_changes(ckpt["config"], config_to_dict(cfg)) if k not in RESUMABLE_CHANGES]
+        saved = config_to_dict(saved_config(ckpt["config"]))
+        changed = [k for k in config_changes(saved, config_to_dict(cfg)) if k not in RESUMABLE_CHANGES]
         if changed:
             raise InputError(f"{last_path}: saved with other settings ({', '.join(changed)}); resume with the "
                              "same configuration or train into a new folder")
@@ -155,7 +157,8 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     loader = torch.utils.data.DataLoader(SeededItems(train_set), batch_sampler=sampler, collate_fn=collate,
                                          num_workers=cfg.data.num_workers,
                                          generator=torch.Generator().manual_seed(cfg.train.seed))
-    val_set = InstanceDataset(val_json, images) if val_json is not None else None
+    val_set = InstanceDataset(val_json, images, normalisation=Normalisation.of_model(cfg.model)) \
+        if val_json is not None else None
     if val_set is not None and val_set.category_to_label != train_set.category_to_label:
         raise ValueError(f"{val_json}: categories differ from {train_json}")
     writer = _tensorboard(run_dir) if dist.is_main() else None

@@ -13,6 +13,7 @@ from gains.errors import InputError
 from gains.evaluation.evaluator import predict_dataset
 from gains.evaluation.score import score, write_metrics
 from gains.inference.loading import load_model
+from gains.intensity import Normalisation
 
 
 def split_file(data: str | Path, split: str) -> Path:
@@ -37,7 +38,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str, ou
     dist.init_distributed(torch_device)
     model, cfg, categories = load_model(checkpoint, overrides, torch_device)
     gt = split_file(data, split)
-    dataset = InstanceDataset(gt)
+    dataset = InstanceDataset(gt, normalisation=Normalisation.of_model(cfg.model))
     unknown = {c["id"] for c in categories} - set(dataset.category_to_label)
     if unknown:
         raise InputError(f"{gt}: categories {sorted(unknown)} of the model are not in this dataset")

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from gains.config import Config, apply_overrides, config_from_dict
+from gains.config import Config, apply_overrides, saved_config
 from gains.engine.checkpoint import load_checkpoint
 from gains.errors import InputError
 from gains.models.build import build_model
@@ -36,7 +36,7 @@ def load_model(path: str | Path, overrides: list[str] | None = None, device: str
     """
     file = checkpoint_path(path)
     ckpt = load_checkpoint(file)
-    cfg = apply_overrides(config_from_dict(ckpt["config"]), overrides or [])
+    cfg = apply_overrides(saved_config(ckpt["config"]), overrides or [])
     categories = ckpt.get("categories") or []
     variant = ckpt.get("variant", cfg.model.variant)
     if variant != cfg.model.variant:

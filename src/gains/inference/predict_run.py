@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from gains.imageio import read_image
 from gains.inference.loading import load_model
 from gains.inference.predictor import Predictor
 from gains.inference.writers import coco_results, write_ga, write_labels, write_overlay
+from gains.intensity import Normalisation
 from gains.sysinfo import peak_rss_mib
 
 FORMATS = ("coco", "labels", "overlay", "ga")
@@ -41,9 +43,11 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
                   tile: int | None = 1024, overlap: int = 128, device: str = "auto", scale: float | None = None,
                   score_thresh: float | None = None, overrides: list[str] | None = None,
                   progress: bool = True) -> dict[str, Any]:
-    """Predict every input; returns a summary (images, instances, peak memory in MiB)."""
-    from tqdm import tqdm
+    """Predict every input; returns a summary (images, instances, peak memory in MiB).
 
+    Raises:
+        InputError: bad inputs or checkpoint; an output folder this call created is removed again.
+    """
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
         raise InputError(f"unknown output format {bad[0]!r}; choose from {', '.join(FORMATS)}")
@@ -51,15 +55,34 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
     torch_device = resolve_device(device)
     model, cfg, categories = load_model(checkpoint, overrides, torch_device)
     thresh = score_thresh if score_thresh is not None else cfg.eval.score_thresh
+    norm = Normalisation.of_model(cfg.model)
     predictor = Predictor(model, categories, torch_device, tile=tile, overlap=overlap, scale=scale,
-                          score_thresh=thresh)
+                          score_thresh=thresh, normalisation=norm)
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        total = _predict_into(out, files, predictor, norm, formats, categories, progress)
+    except BaseException:
+        if created:  # a failed run leaves nothing behind (files of an existing folder are kept)
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return {"images": len(files), "instances": total, "peak_mib": peak_rss_mib(), "out": str(out)}
+
+
+def _predict_into(out: Path, files: list[Path], predictor: Predictor, norm: Normalisation, formats: list[str],
+                  categories: list[dict[str, Any]], progress: bool) -> int:
+    """Predict and write every file into ``out``; returns the number of instances."""
+    from tqdm import tqdm
+
     results, images, total = [], [], 0
     for image_id, file in enumerate(tqdm(files, unit="img", desc="predict", disable=not progress), start=1):
         pixels = read_image(file)
         h, w = pixels.shape[:2]
-        instances = predictor.predict(pixels)
+        try:
+            instances = predictor.predict(pixels)
+        except ValueError as exc:
+            raise InputError(f"{file}: {exc}") from exc
         total += len(instances)
         images.append({"id": image_id, "file_name": str(file), "height": h, "width": w})
         if "coco" in formats:
@@ -67,11 +90,11 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
         if "labels" in formats:
             write_labels(out, file.stem, instances, h, w)
         if "overlay" in formats:
-            write_overlay(out / f"{file.stem}_overlay.png", pixels, instances)
+            write_overlay(out / f"{file.stem}_overlay.png", pixels, instances, norm)
         if "ga" in formats:
             write_ga(out, file.stem, instances, h, w)
     if "coco" in formats:
         doc = {"images": images, "categories": [{"id": c["id"], "name": c["name"]} for c in categories]}
         atomic_write(out / "results.json", lambda fh: fh.write(json.dumps(results).encode()))
         atomic_write(out / "images.json", lambda fh: fh.write(json.dumps(doc).encode()))
-    return {"images": len(files), "instances": total, "peak_mib": peak_rss_mib(), "out": str(out)}
+    return total

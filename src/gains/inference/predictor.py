@@ -18,6 +18,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from gains.data.dataset import image_to_tensor
 from gains.gamm.raster import MaskCrop, tight_crop
+from gains.intensity import DEFAULT, Normalisation, Scaling
 
 
 @dataclass
@@ -57,20 +58,23 @@ class Predictor:
         scale: pixel scale applied before the model; None = the model's own test-time resize for
             whole images and 1.0 for tiles.
         score_thresh: instances below are dropped; mask_thresh: probability threshold of masks.
+        normalisation: the model's input normalisation, fitted on the whole image (tiles share it).
     """
 
     def __init__(self, model: torch.nn.Module, categories: list[dict[str, Any]], device: torch.device,
                  tile: int | None = 1024, overlap: int = 128, scale: float | None = None,
-                 score_thresh: float = 0.5, mask_thresh: float = 0.5) -> None:
+                 score_thresh: float = 0.5, mask_thresh: float = 0.5, normalisation: Normalisation = DEFAULT) -> None:
         if tile is not None and overlap >= tile:
             raise ValueError("overlap must be smaller than the tile")
         self.model, self.device = model.eval(), device
         self.label_to_category = {int(c["label"]): int(c["id"]) for c in categories}
         self.tile, self.overlap, self.scale = tile, overlap, scale
         self.score_thresh, self.mask_thresh = score_thresh, mask_thresh
+        self.normalisation = normalisation
 
     @torch.no_grad()
-    def _run(self, pixels: np.ndarray, y_off: int, x_off: int, scale: float | None) -> list[Instance]:
+    def _run(self, pixels: np.ndarray, y_off: int, x_off: int, scale: float | None, scaling: Scaling
+             ) -> list[Instance]:
         h, w = pixels.shape[:2]
         tr = self.model.transform
         saved = (tr.test_size, tr.max_size, tr.paste)
@@ -78,7 +82,7 @@ class Predictor:
             tr.test_size, tr.max_size = min(h, w) * scale, max(h, w) * scale + 1
         tr.paste = False
         try:
-            out = self.model([image_to_tensor(pixels).to(self.device)])[0]
+            out = self.model([image_to_tensor(pixels, self.normalisation, scaling).to(self.device)])[0]
         finally:
             tr.test_size, tr.max_size, tr.paste = saved
         found = []
@@ -110,12 +114,18 @@ class Predictor:
         return [(y, x, min(y + size, height), min(x + size, width)) for y in starts(height) for x in starts(width)]
 
     def predict(self, pixels: np.ndarray) -> list[Instance]:
-        """Instances of an (H, W) or (H, W, C) image, by descending score."""
+        """Instances of an (H, W) or (H, W, C) image, by descending score.
+
+        Raises:
+            ValueError: pixels the normalisation refuses (non-finite values).
+        """
         h, w = pixels.shape[:2]
+        scaling = self.normalisation.fit(pixels)
         boxes = self.tiles(h, w)
         if len(boxes) == 1:
-            return sorted(self._run(pixels, 0, 0, self.scale), key=lambda i: -i.score)
-        per_tile = [(b, self._run(pixels[b[0] : b[2], b[1] : b[3]], b[0], b[1], self.scale or 1.0)) for b in boxes]
+            return sorted(self._run(pixels, 0, 0, self.scale, scaling), key=lambda i: -i.score)
+        per_tile = [(b, self._run(pixels[b[0] : b[2], b[1] : b[3]], b[0], b[1], self.scale or 1.0, scaling))
+                    for b in boxes]
         return merge_tiles(per_tile)
 
 

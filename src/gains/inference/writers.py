@@ -12,6 +12,7 @@ from gains.atomic import atomic_write
 from gains.data.canonical import crop_bbox, crop_to_rle
 from gains.imageio import encode_tiff
 from gains.inference.predictor import Instance
+from gains.intensity import UNIT, Normalisation
 
 OVERLAY_MAX_SIDE = 4096
 
@@ -70,15 +71,20 @@ def _downsampled(crop, step: int, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def write_overlay(path: Path, pixels: np.ndarray, instances: list[Instance]) -> None:
-    """PNG of the image with every instance outlined in its own colour (downscaled beyond 4096 px)."""
+def write_overlay(path: Path, pixels: np.ndarray, instances: list[Instance],
+                  normalisation: Normalisation | None = None) -> None:
+    """PNG of the image with every instance outlined in its own colour (downscaled beyond 4096 px), shown
+    with the model's ``normalisation`` when given (statistics of the whole image, not of the downscaled one)."""
     from gains.visualize import outline_overlay
 
     h, w = pixels.shape[:2]
     step = max(1, int(np.ceil(max(h, w) / OVERLAY_MAX_SIDE)))
     small = pixels[::step, ::step]
     masks = [_downsampled(i.mask, step, small.shape[:2]) for i in instances]
-    rgb = (outline_overlay(small, masks) * 255).round().astype(np.uint8)
+    shown = None
+    if normalisation is not None:
+        small, shown = normalisation.apply(small, normalisation.fit(pixels)), UNIT
+    rgb = (outline_overlay(small, masks, normalisation=shown) * 255).round().astype(np.uint8)
     payload = _png(rgb)
     atomic_write(path, lambda fh: fh.write(payload))
 
