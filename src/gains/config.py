@@ -101,6 +101,7 @@ class TrainConfig:
 
     device: str = "auto"
     max_iters: int = 20000
+    max_minutes: float | None = None  # wall-clock budget; the LR schedule then runs on its elapsed fraction
     batch_size: int = 1
     lr: float = 0.015
     momentum: float = 0.9

@@ -15,7 +15,7 @@ from gains.cli import main
 from gains.config import load_config
 from gains.engine.checkpoint import load_checkpoint
 from gains.engine.sampling import IterationBatchSampler
-from gains.engine.schedule import lr_factor
+from gains.engine.schedule import TimeBudget, lr_factor
 from gains.engine.train import NonFiniteLossError, fit
 from gains.errors import InputError
 from tests.conftest import TINY
@@ -127,3 +127,59 @@ def test_best_checkpoint_is_the_best_validated_state(tmp_path: Path) -> None:
     best = load_checkpoint(run / "best.pt")
     assert best["iteration"] == aps.index(max(aps)) + 1 and best["best"] == max(aps)
     assert os.path.samefile(run / "best.pt", run / "last.pt") == (best["iteration"] == 2)
+
+
+def test_time_budget_schedule_on_a_fake_clock() -> None:
+    now = [0.0]
+    budget = TimeBudget(1.0, 100, clock=lambda: now[0])  # 60 s, the preset's schedule out of 100 iterations
+    factor = lambda: budget.lr_factor(10, 0.001, [70, 90], 0.1)  # noqa: E731
+    budget.resume()
+    assert factor() == pytest.approx(0.001)
+    now[0] = 3.0  # 5% of the budget: half-way through the warm-up (iteration 5 of 10)
+    budget.tick()
+    assert budget.virtual_iteration() == 5 and factor() == pytest.approx(0.001 * 0.5 + 0.5)
+    now[0] = 30.0
+    budget.pause()
+    now[0] = 500.0  # validation while paused does not count
+    assert budget.elapsed == 30.0 and factor() == 1.0
+    budget.resume()
+    now[0] = 515.0  # 30 + 15 s = 75% of the budget: past the first decay
+    budget.tick()
+    assert factor() == pytest.approx(0.1) and not budget.exhausted()
+    now[0] = 531.0
+    budget.tick()
+    assert factor() == pytest.approx(0.01) and budget.exhausted() and budget.elapsed == 61.0
+    resumed = TimeBudget(1.0, 100, elapsed=budget.elapsed, clock=lambda: now[0])
+    assert resumed.exhausted() and resumed.virtual_iteration() == 99
+    with pytest.raises(ValueError, match="must be positive"):
+        TimeBudget(0, 100)
+
+
+def counting_clock():
+    """A clock that advances one second per reading: each iteration costs 1 s of budget."""
+    ticks = iter(range(10**6))
+    return lambda: float(next(ticks))
+
+
+def test_budgeted_run_stops_on_time_with_a_decayed_lr_and_resumes(tmp_path: Path) -> None:
+    run = tmp_path / "b"
+    base = ["train.max_iters=30", "train.warmup_iters=10", "train.steps=[20]", "train.eval_period=0",
+            "train.checkpoint_period=0"]
+    summary = fit(cfg(*base, "train.max_minutes=0.05"), run, progress=False, clock=counting_clock())  # 3 s
+    assert summary["iterations"] == 3 and summary["stop_reason"] == "max_minutes"
+    train = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if "split" not in ln]
+    lrs = [ln["lr"] / 0.01 for ln in train]  # base lr of TINY
+    assert lrs == pytest.approx([0.001, 1.0, 0.1])  # warm-up start, full LR at 1/3, decayed at 2/3 of the budget
+    assert [ln["elapsed_s"] for ln in train] == [1.0, 2.0, 3.0]
+    stopped = json.loads((run / "train_summary.json").read_text())
+    assert stopped == {"iterations": 3, "stop_reason": "max_minutes", "elapsed_s": 3.0, "max_minutes": 0.05,
+                       "max_iters": 30}
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["iteration"] == 3 and ckpt["elapsed_s"] == 3.0
+    again = fit(cfg(*base, "train.max_minutes=0.05"), run, resume=True, progress=False, clock=counting_clock())
+    assert again["iterations"] == 3 and again["stop_reason"] == "max_minutes"  # nothing left to do
+    longer = fit(cfg(*base, "train.max_minutes=0.0833333333"), run, resume=True, progress=False,
+                 clock=counting_clock())  # 5 s: two more iterations
+    assert longer["iterations"] == 5 and load_checkpoint(run / "last.pt")["elapsed_s"] == pytest.approx(5.0)
+    lines = map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+    assert [ln["iter"] for ln in lines if "split" not in ln] == [0, 1, 2, 3, 4]

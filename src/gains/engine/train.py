@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from gains.data.transforms import Compose, PhotometricJitter, RandomFlip, Random
 from gains.engine import distributed as dist
 from gains.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gains.engine.sampling import IterationBatchSampler, SeededItems
-from gains.engine.schedule import build_optimizer, build_scheduler
+from gains.engine.schedule import TimeBudget, build_optimizer, build_scheduler
 from gains.errors import InputError
 from gains.evaluation.evaluator import evaluate
 from gains.gamm import GammParams
@@ -36,10 +37,10 @@ from gains.models.weights import load_weights
 from gains.sysinfo import peak_rss_mib
 
 log = logging.getLogger("gains.train")
-# settings a run may change when it resumes (a longer run, another device, other logging periods, other
+# settings a run may change when it resumes (a longer run or budget, another device, other logging periods, other
 # scoring of the validation split)
-RESUMABLE_CHANGES = frozenset({"train.max_iters", "train.device", "train.eval_period", "train.checkpoint_period",
-                               "train.log_period", "eval.score_thresh", "eval.max_dets"})
+RESUMABLE_CHANGES = frozenset({"train.max_iters", "train.max_minutes", "train.device", "train.eval_period",
+                               "train.checkpoint_period", "train.log_period", "eval.score_thresh", "eval.max_dets"})
 
 
 class NonFiniteLossError(RuntimeError):
@@ -108,8 +109,15 @@ def _truncate_metrics(path: Path, start: int) -> None:
     atomic_write(path, lambda fh: fh.write(("\n".join(keep) + "\n" if keep else "").encode()))
 
 
-def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir``; returns a summary (iterations, last losses, best val AP, paths)."""
+def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
+        clock: Callable[[], float] | None = None) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir``; returns a summary (iterations, why it stopped, last losses, best val AP).
+
+    With ``train.max_minutes`` the run stops when its training time reaches the budget (or at
+    ``max_iters``, whichever comes first) and its LR schedule runs on the elapsed fraction (``TimeBudget``;
+    ``clock`` replaces its ``time.monotonic``). ``RUN_DIR/train_summary.json`` records the iterations
+    reached, the reason it stopped and the training seconds.
+    """
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
@@ -133,7 +141,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     scheduler = build_scheduler(optimizer, cfg.train.warmup_iters, cfg.train.warmup_factor, cfg.train.steps,
                                 cfg.train.gamma)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and device.type == "cuda")
-    start, best = 0, -1.0
+    start, best, elapsed = 0, -1.0, 0.0
     last_path = run_dir / "last.pt"
     if resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
@@ -147,6 +155,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
         start, best = int(ckpt["iteration"]), float(ckpt.get("best", -1.0))
+        elapsed = float(ckpt.get("elapsed_s") or 0.0)
         set_rng_state(ckpt["rng"][rank] if isinstance(ckpt["rng"], list) else ckpt["rng"])
         log.info("resumed %s at iteration %d", last_path, start)
     if dist.is_main():
@@ -166,8 +175,21 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     bar = tqdm(total=cfg.train.max_iters, initial=start, unit="it", desc="train",
                disable=not (progress and dist.is_main()), dynamic_ncols=True)
     net.train()
+    budget = TimeBudget(cfg.train.max_minutes, cfg.train.max_iters, elapsed, clock) \
+        if cfg.train.max_minutes is not None else None
+    stop_reason = "max_iters"
     it = start - 1  # the last iteration run; stays start - 1 when a finished run resumes
+    if budget is not None:
+        budget.resume()
     for it, (imgs, targets) in enumerate(loader, start=start):
+        if budget is not None:
+            if budget.exhausted():  # a budgeted run that had already finished
+                it, stop_reason = it - 1, "max_minutes"
+                break
+            factor = budget.lr_factor(cfg.train.warmup_iters, cfg.train.warmup_factor, cfg.train.steps,
+                                      cfg.train.gamma)
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
         t0 = time.perf_counter()
         imgs = [i.to(device) for i in imgs]
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
@@ -188,9 +210,19 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         dt = time.perf_counter() - t0
+        done = it + 1
+        is_last = done == cfg.train.max_iters
         record = {"iter": it, "time": dt, "lr": lr, "loss": float(loss.detach()),
                   **{k: float(v.detach()) for k, v in losses.items()},
                   "images_per_s": len(imgs) * world / dt, "peak_mem_mib": _peak_memory_mib(device)}
+        if budget is not None:
+            budget.pause()  # logging, validation and checkpoints do not count
+            out_of_time = budget.exhausted()
+            if distributed:  # every rank stops at the same iteration
+                out_of_time = dist.broadcast_object(out_of_time)
+            if out_of_time and not is_last:
+                is_last, stop_reason = True, "max_minutes"
+            record["elapsed_s"] = budget.elapsed
         if dist.is_main():
             with open(run_dir / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(record) + "\n")
@@ -200,8 +232,6 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
         bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{lr:.2g}")
         bar.update(1)
         summary["last"] = record
-        done = it + 1
-        is_last = done == cfg.train.max_iters
         improved = False
         if val_set is not None and (is_last or (cfg.train.eval_period and done % cfg.train.eval_period == 0)):
             metrics = evaluate(model, val_set, val_json, device, cfg.eval.max_dets)
@@ -212,30 +242,41 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
             improved = metrics["segm/AP"] > best
             best = max(best, metrics["segm/AP"])
             summary["best_segm_AP"] = best
+        extra = {"elapsed_s": budget.elapsed if budget is not None else None, "stop_reason": stop_reason}
         if is_last or (cfg.train.checkpoint_period and done % cfg.train.checkpoint_period == 0):
-            _save(last_path, model, optimizer, scheduler, scaler, done, best, cfg, categories)
+            _save(last_path, model, optimizer, scheduler, scaler, done, best, cfg, categories, **extra)
             if improved and dist.is_main():  # the same state: one file on disk under both names
                 atomic_link(last_path, run_dir / "best.pt")
         elif improved:
-            _save(run_dir / "best.pt", model, optimizer, scheduler, scaler, done, best, cfg, categories)
+            _save(run_dir / "best.pt", model, optimizer, scheduler, scaler, done, best, cfg, categories, **extra)
+        if is_last:
+            break
+        if budget is not None:
+            budget.resume()
     bar.close()
     if writer is not None:
         writer.close()
     summary["iterations"] = max(it + 1, start)
+    summary["stop_reason"] = stop_reason
+    summary["elapsed_s"] = budget.elapsed if budget is not None else None
+    if dist.is_main():
+        stopped = {k: summary[k] for k in ("iterations", "stop_reason", "elapsed_s")}
+        stopped["max_minutes"], stopped["max_iters"] = cfg.train.max_minutes, cfg.train.max_iters
+        atomic_write(run_dir / "train_summary.json", lambda fh: fh.write(json.dumps(stopped, indent=1).encode()))
     if distributed:
         dist.cleanup()
     return summary
 
 
 def _save(path: Path, model, optimizer, scheduler, scaler, iteration: int, best: float, cfg: Config,
-          categories: list[dict[str, Any]]) -> None:
+          categories: list[dict[str, Any]], **extra: Any) -> None:
     """Gather every rank's RNG state, then rank 0 writes the checkpoint atomically."""
     states = dist.all_gather_objects(rng_state())
     if dist.is_main():
         save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), iteration=iteration,
                         best=best, rng=states if len(states) > 1 else states[0], config=config_to_dict(cfg),
-                        variant=cfg.model.variant, categories=categories)
+                        variant=cfg.model.variant, categories=categories, **extra)
     dist.barrier()
 
 
