@@ -5,11 +5,12 @@ coordinates, no +0.5 centre offset — is inside it per ``matplotlib.path.Path.c
 (spec 1.2). A multi-polygon instance is the union of its parts. RLE segmentations (compressed or
 not) are decoded with pycocotools. Masks are returned as tight crops to keep work on bounding boxes.
 
-The reference tests every pixel against every edge (``matplotlib.path``'s crossing test). Here each
-polygon is scan-converted over its bounding box instead: per row, the crossings of the edges with the
-row give the inside parity of every pixel at once, and only the pixels that lie within a rounding
-tolerance of a crossing, where the reference's floating-point test could go either way, are handed
-to ``matplotlib.path`` itself. See ``_polygon_inside`` for why this gives the reference's pixels.
+The reference tests every pixel of the image against every edge (matplotlib's crossing test). Here
+each polygon is scan-converted over its bounding box instead: per row, the crossings of the edges
+with the row give the inside parity of every pixel at once, and where a crossing lies within a
+rounding tolerance of a pixel, that edge's decision for that pixel is made with matplotlib's own
+floating-point expression. ``_polygon_inside`` says why the pixels are the reference's; the tests
+compare them with matplotlib.path over whole images. No matplotlib import is needed here.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from matplotlib.path import Path
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def _polygon_points(poly: Any) -> np.ndarray:
     return pts
 
 
-# Crossings closer than this (times the coordinate scale) to a pixel are left to matplotlib.path.
+# Crossings closer than this (times the coordinate scale) to a pixel get matplotlib's exact test.
 _TIE_TOLERANCE = 1e-9
 
 
@@ -94,16 +94,17 @@ def _polygon_inside(pts: np.ndarray, height: int, width: int) -> tuple[int, int,
         (r0, c0, inside) with inside a bool (h, w) array whose [0, 0] is pixel (r0, c0); None when no
         pixel row or column of the image can be inside.
 
-    Why it equals ``Path(pts).contains_points`` at every pixel: that test toggles a point's parity for
-    each edge whose end points lie on different sides of the point's row (``y_end >= y`` differs from
-    ``y_start >= y``, an exact comparison, reproduced here exactly), when a floating-point expression
-    says the edge crosses the row at or right of the point. In exact arithmetic that expression says
-    "the crossing x* is right of the point" (tie rules aside); its rounding errors move the decision
-    by at most a few units in the last place of the coordinate scale, far below the tolerance used
-    here. So for a pixel farther than the tolerance from every crossing of its row the parity is the
-    number of crossings right of it, and the pixels nearer than that are tested by matplotlib.path.
-    Rows with no crossing and pixels left or right of all vertices are outside (an even number of
-    crossings, or none, lie right of them), so the bounding box loses nothing.
+    Why it equals ``Path(pts).contains_points`` at every pixel: matplotlib (``point_in_path_impl``)
+    toggles a point's parity for each edge (x0, y0) -> (x1, y1) with ``(y1 >= ty) != (y0 >= ty)`` (an
+    exact comparison, reproduced here exactly: the edge spans the rows floor(min y) + 1 .. floor(max y))
+    and ``((y1 - ty) * (x0 - x1) >= (x1 - tx) * (y0 - y1)) == (y1 >= ty)``. In exact arithmetic that
+    expression says "the edge crosses the row right of tx" (x* > tx, ties aside); rounding moves its
+    decision by a few units in the last place of the coordinate scale, far below the tolerance used
+    here. So each edge toggles exactly the pixels left of its crossing, except possibly the one pixel
+    within the tolerance of it, for which the expression itself is evaluated (IEEE float64 as in
+    matplotlib's C++: each product rounded, then compared; no fused multiply-add can apply to a
+    comparison). Pixels left or right of all vertices see an even number of crossings or none, so
+    the bounding box loses nothing.
     """
     x, y = pts[:, 0], pts[:, 1]
     tol = _TIE_TOLERANCE * max(1.0, float(np.abs(pts).max()), float(height), float(width))
@@ -113,25 +114,29 @@ def _polygon_inside(pts: np.ndarray, height: int, width: int) -> tuple[int, int,
         return None
     h, w = r1 - r0 + 1, c1 - c0 + 1
     ex, ey = np.roll(x, -1), np.roll(y, -1)
-    # Edge e straddles the integer rows r with min(y) < r <= max(y): floor(min) + 1 .. floor(max).
     first = np.maximum(np.floor(np.minimum(y, ey)) + 1, r0).astype(np.int64)
     last = np.minimum(np.floor(np.maximum(y, ey)), r1).astype(np.int64)
     counts = np.maximum(last - first + 1, 0)
-    edge = np.repeat(np.arange(x.size), counts)
+    edge = np.repeat(np.arange(x.size), counts)  # one (edge, row) pair per crossing
     rows = first[edge] + np.arange(edge.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    xs, ys = x[edge], y[edge]
-    cross = xs + (ex[edge] - xs) * ((rows - ys) / (ey[edge] - ys))
-    # Parity of the crossings right of pixel c: count those with ceil(x*) > c per row.
+    x0, y0, x1, y1 = x[edge], y[edge], ex[edge], ey[edge]
+    cross = x0 + (x1 - x0) * ((rows - y0) / (y1 - y0))
+    # Parity of the crossings right of each pixel: per row, the count of ceil(x*) > c.
     right = np.clip(np.ceil(cross) - c0, 0, w).astype(np.int64)
     local = rows - r0
     le = np.bincount(local * (w + 1) + right, minlength=h * (w + 1)).reshape(h, w + 1).cumsum(axis=1)
-    inside = ((le[:, w : w + 1] - le[:, :w]) & 1).astype(bool)
+    flips = le[:, w : w + 1] - le[:, :w]
     near = np.rint(cross)
     tie = (np.abs(near - cross) <= tol) & (near >= c0) & (near <= c1)
-    if tie.any():
-        tr, tc = local[tie], near[tie].astype(np.int64) - c0
-        inside[tr, tc] = Path(pts).contains_points(np.column_stack((tc + c0, tr + r0)).astype(np.float64))
-    return r0, c0, inside
+    if tie.any():  # the reference's own decision for the pixel next to the crossing
+        tx, ty = near[tie], rows[tie].astype(np.float64)
+        a0, b0, a1, b1 = x0[tie], y0[tie], x1[tie], y1[tie]
+        above = b1 >= ty
+        toggles = ((b1 - ty) * (a0 - a1) >= (a1 - tx) * (b0 - b1)) == above
+        counted = tx < np.ceil(cross[tie])
+        fix = np.bincount(local[tie] * w + (tx.astype(np.int64) - c0), weights=toggles != counted, minlength=h * w)
+        flips = flips + fix.reshape(h, w).astype(np.int64)
+    return r0, c0, (flips & 1).astype(bool)
 
 
 def rasterize_polygons(polygons: list[Any], height: int, width: int) -> MaskCrop | None:
