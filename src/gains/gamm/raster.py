@@ -15,6 +15,7 @@ compare them with matplotlib.path over whole images. No matplotlib import is nee
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +74,7 @@ def _polygon_points(poly: Any) -> np.ndarray:
         raise ValueError("polygon has non-finite coordinates")
     pts = pts.reshape(-1, 2)
     x, y = pts[:, 0], pts[:, 1]
-    area2 = np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))
+    area2 = np.dot(x, np.concatenate((y[1:], y[:1]))) - np.dot(y, np.concatenate((x[1:], x[:1])))  # = np.roll(., -1)
     if abs(area2) == 0.0:
         raise ValueError("degenerate polygon (zero area)")
     return pts
@@ -106,31 +107,36 @@ def _polygon_inside(pts: np.ndarray, height: int, width: int) -> tuple[int, int,
     comparison). Pixels left or right of all vertices see an even number of crossings or none, so
     the bounding box loses nothing.
     """
-    x, y = pts[:, 0], pts[:, 1]
-    tol = _TIE_TOLERANCE * max(1.0, float(np.abs(pts).max()), float(height), float(width))
-    r0, r1 = max(int(np.floor(y.min())) + 1, 0), min(int(np.floor(y.max())), height - 1)
-    c0, c1 = max(int(np.floor(x.min() - tol)), 0), min(int(np.ceil(x.max() + tol)), width - 1)
+    (xmin, ymin), (xmax, ymax) = pts.min(axis=0).tolist(), pts.max(axis=0).tolist()
+    tol = _TIE_TOLERANCE * max(1.0, -xmin, -ymin, xmax, ymax, float(height), float(width))
+    r0, r1 = max(math.floor(ymin) + 1, 0), min(math.floor(ymax), height - 1)
+    c0, c1 = max(math.floor(xmin - tol), 0), min(math.ceil(xmax + tol), width - 1)
     if r1 < r0 or c1 < c0:
         return None
     h, w = r1 - r0 + 1, c1 - c0 + 1
-    ex, ey = np.roll(x, -1), np.roll(y, -1)
-    first = np.maximum(np.floor(np.minimum(y, ey)) + 1, r0).astype(np.int64)
-    last = np.minimum(np.floor(np.maximum(y, ey)), r1).astype(np.int64)
-    counts = np.maximum(last - first + 1, 0)
-    edge = np.repeat(np.arange(x.size), counts)  # one (edge, row) pair per crossing
-    rows = first[edge] + np.arange(edge.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    x0, y0, x1, y1 = x[edge], y[edge], ex[edge], ey[edge]
-    cross = x0 + (x1 - x0) * ((rows - y0) / (y1 - y0))
+    x, y = pts[:, 0], pts[:, 1]
+    ex, ey = np.concatenate((x[1:], x[:1])), np.concatenate((y[1:], y[:1]))
+    first = np.maximum(np.floor(np.minimum(y, ey)) + 1, r0)
+    counts = np.maximum(np.minimum(np.floor(np.maximum(y, ey)), r1) - first + 1, 0).astype(np.int64)
+    ends = np.cumsum(counts)
+    # One (edge, row) pair per crossing: the edge's index, its start and inverse slope, the row.
+    dy = ey - y
+    slope = np.divide(ex - x, dy, out=np.zeros_like(dy), where=dy != 0)  # horizontal edges cross no row
+    per_edge = np.stack((np.arange(x.size, dtype=np.float64), x, y, slope, first - (ends - counts)))
+    edge, x0, y0, slope, shift = np.repeat(per_edge, counts, axis=1)
+    rows = np.arange(edge.size) + shift
+    cross = x0 + slope * (rows - y0)
     # Parity of the crossings right of each pixel: per row, the count of ceil(x*) > c.
+    local = (rows - r0).astype(np.int64)
     right = np.clip(np.ceil(cross) - c0, 0, w).astype(np.int64)
-    local = rows - r0
     le = np.bincount(local * (w + 1) + right, minlength=h * (w + 1)).reshape(h, w + 1).cumsum(axis=1)
     flips = le[:, w : w + 1] - le[:, :w]
     near = np.rint(cross)
-    tie = (np.abs(near - cross) <= tol) & (near >= c0) & (near <= c1)
-    if tie.any():  # the reference's own decision for the pixel next to the crossing
-        tx, ty = near[tie], rows[tie].astype(np.float64)
-        a0, b0, a1, b1 = x0[tie], y0[tie], x1[tie], y1[tie]
+    tie = np.flatnonzero((np.abs(near - cross) <= tol) & (near >= c0) & (near <= c1))
+    if tie.size:  # the reference's own decision for the pixel next to the crossing
+        e = edge[tie].astype(np.int64)
+        tx, ty = near[tie], rows[tie]
+        a0, b0, a1, b1 = x[e], y[e], ex[e], ey[e]
         above = b1 >= ty
         toggles = ((b1 - ty) * (a0 - a1) >= (a1 - tx) * (b0 - b1)) == above
         counted = tx < np.ceil(cross[tie])
