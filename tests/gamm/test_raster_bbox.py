@@ -141,6 +141,9 @@ def test_polygons_crossing_or_covering_the_image_border() -> None:
 def test_large_coordinates_far_from_the_origin() -> None:
     assert_same([[1e6, -1e6, 12.5, 3, 5, 9, -1e6, 1e6]], 14, 14)
     assert_same([[-123456.5, 4, 7, 4, 7, 9]], 12, 12)
+    assert_same([[-5e9, 3, 5e9, 3.5, 5e9, 8.5, -5e9, 8]], 12, 12)  # tolerance 0.05 px at this scale
+    with pytest.raises(ValueError, match="beyond 1e"):
+        rasterize_polygons([[2e10, 3, 5, 3, 5, 8]], 12, 12)
 
 
 def test_multipolygons_are_unions() -> None:

@@ -80,8 +80,10 @@ def _polygon_points(poly: Any) -> np.ndarray:
     return pts
 
 
-# Crossings closer than this (times the coordinate scale) to a pixel get matplotlib's exact test.
-_TIE_TOLERANCE = 1e-9
+# Crossings closer than this (times the coordinate scale) to a pixel get matplotlib's exact test: about
+# 1e4 times the rounding error of either side, and below 0.1 pixel up to the largest coordinate accepted.
+_TIE_TOLERANCE = 1e-11
+_MAX_COORDINATE = 1e10
 
 
 def _polygon_inside(pts: np.ndarray, height: int, width: int) -> tuple[int, int, np.ndarray] | None:
@@ -108,7 +110,10 @@ def _polygon_inside(pts: np.ndarray, height: int, width: int) -> tuple[int, int,
     the bounding box loses nothing.
     """
     (xmin, ymin), (xmax, ymax) = pts.min(axis=0).tolist(), pts.max(axis=0).tolist()
-    tol = _TIE_TOLERANCE * max(1.0, -xmin, -ymin, xmax, ymax, float(height), float(width))
+    scale = max(1.0, -xmin, -ymin, xmax, ymax, float(height), float(width))
+    if scale > _MAX_COORDINATE:
+        raise ValueError(f"polygon coordinate {scale:.3g} is beyond {_MAX_COORDINATE:.0e} pixels")
+    tol = _TIE_TOLERANCE * scale
     r0, r1 = max(math.floor(ymin) + 1, 0), min(math.floor(ymax), height - 1)
     c0, c1 = max(math.floor(xmin - tol), 0), min(math.ceil(xmax + tol), width - 1)
     if r1 < r0 or c1 < c0:
@@ -152,7 +157,7 @@ def rasterize_polygons(polygons: list[Any], height: int, width: int) -> MaskCrop
     those of the reference's whole-image point-in-polygon test. Returns None for an empty mask.
 
     Raises:
-        ValueError: a polygon is malformed or degenerate.
+        ValueError: a polygon is malformed or degenerate, or has a coordinate beyond 1e10 pixels.
     """
     if not isinstance(polygons, list) or not polygons:
         raise ValueError("segmentation has no polygon")
