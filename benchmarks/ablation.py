@@ -17,6 +17,10 @@ budget would run it; results go to ``<preset>-equal-time``. The split comes from
 which can under-state GAInS's later cost (isbi2014: probe 0.84 against 0.85 s/it, whole runs 450 against
 331 s); the report's training seconds per model say how equal the times came out.
 
+``--init NAME`` starts both variants from the same pretrained backbone, FPN and RPN (a shipped model such as
+``nuclei`` or a checkpoint; the RoI heads are freshly initialised for both, so neither inherits the other's);
+results go to ``<preset>-init-NAME``.
+
 Presets (CPU variants; `--gpu` uses the reference GPU configs): synthetic-overlap, synthetic-touch,
 synthetic-cross (generated), isbi2014 (../shared/data/isbi2014, fixed 30/15 split), dsb2018-cluster
 (../shared/data/dsb2018 cluster proxy, split 6:2:2 seed 0). Real-data presets exit with a clear message
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 from harness import (
@@ -55,6 +60,8 @@ def main() -> None:
     p = job_arguments(__doc__.splitlines()[0], [0, 1, 2], "ablation")
     p.add_argument("--equal-time", action="store_true",
                    help="same training time per model instead of same iterations (with --budget-minutes)")
+    p.add_argument("--init", metavar="NAME", help="start both variants from the backbone, FPN and RPN of a shipped "
+                   "model or checkpoint (model.weights=NAME, model.weights_heads=false: fresh heads for both)")
     p.add_argument("--report-only", action="store_true",
                    help="summarise finished runs from their eval/ folders (training time = sum of step times)")
     args = p.parse_args()
@@ -62,9 +69,12 @@ def main() -> None:
         p.error("--report-only needs --iters N, the iteration count of the finished runs")
     if args.equal_time and not args.budget_minutes:
         p.error("--equal-time needs --budget-minutes M (the probe sets each model's iterations)")
+    if args.init:
+        args.overrides = [*args.overrides, f"model.weights={args.init}", "model.weights_heads=false"]
     t_start = time.perf_counter()
     name, base = preset_config(args.preset, args.gpu, args.device, args.overrides, args.out / "data")
-    out = args.out / (args.preset + ("-equal-time" if args.equal_time else ""))
+    init = f"-init-{Path(args.init).name}" if args.init else ""
+    out = args.out / (args.preset + init + ("-equal-time" if args.equal_time else ""))
     iters, probe = choose_iterations(args, {v: run_config(base, v, 0) for v in VARIANTS}, len(args.seeds), out,
                                      t_start)
     per_variant = dict.fromkeys(VARIANTS, iters or base.train.max_iters)

@@ -104,5 +104,28 @@ def test_fine_tuning_start_loads_what_fits_and_reports_the_rest(shipped: Path, c
     for key in ("backbone.body.conv1.weight", "backbone.fpn.inner_blocks.0.0.weight", "rpn.head.conv.0.0.weight"):
         assert torch.equal(state[key], source[key].float()), key
     assert state["roi_heads.box_predictor.cls_score.weight"].shape[0] == 4
+    fresh = build_model(cfg.model, 1)
+    init = {k: v.clone() for k, v in fresh.state_dict().items()}
+    assert load_weights(fresh, "tiny", "resnet18", heads=False) == sum(not k.startswith("roi_heads.") for k in source)
+    after = fresh.state_dict()
+    assert torch.equal(after["roi_heads.mask_branch.predictor.weight"],
+                       init["roi_heads.mask_branch.predictor.weight"])  # heads left as initialised
+    assert torch.equal(after["rpn.head.conv.0.0.weight"], source["rpn.head.conv.0.0.weight"].float())
     with pytest.raises(InputError, match="unknown model 'nuclie'"):
         load_weights(other, "nuclie", "resnet18")
+
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+@pytest.mark.skipif("nuclei" not in zoo.names(), reason="this installation ships no nuclei model")
+def test_shipped_nuclei_model_segments_the_cc0_sample(tmp_path: Path) -> None:
+    info = zoo.card("nuclei")
+    assert info["training_data"]["licence"].startswith("CC0")
+    assert "dsb2018_29780b28.png".removeprefix("dsb2018_")[:8] in " ".join(info["training_data"]["held_out"]
+                                                                           ["test_other"])
+    assert all(f["bytes"] <= zoo.PART_BYTES for f in info["files"])
+    assert main(["predict", "nuclei", str(ASSETS / "dsb2018_29780b28.png"), "--out", str(tmp_path / "p"),
+                 "--device", "cpu", "--quiet"]) == 0
+    found = json.loads((tmp_path / "p" / "results.json").read_text())
+    assert 14 <= len(found) <= 56, len(found)  # the image holds 28 annotated nuclei

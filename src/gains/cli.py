@@ -118,22 +118,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score a COCO results file against a ground truth (no model)",
-                       description="segm/bbox AP, AJI (GAInS and Kumar), AJI+, PQ, F1@0.5 and the DSB score.")
+                       description="segm/bbox AP, AJI (GAInS and Kumar), AJI+, PQ, F1@0.5, the DSB score and the "
+                                   "contact-region metrics.")
     p.add_argument("gt", type=Path, help="ground-truth COCO JSON")
     p.add_argument("results", type=Path, help="COCO results JSON (RLE or polygon segmentations with scores)")
     p.add_argument("--score-thresh", type=float, default=0.5, help="predictions kept for aji/aji_plus/pq/f1/dsb")
     p.add_argument("--max-dets", type=int, default=100, help="detections per image for AP and aji_gains")
+    p.add_argument("--contact-radius", type=int, default=2, help="contact zone: contact pixels dilated by this "
+                   "many pixels (contact_iou, contact_recall50)")
     p.add_argument("--out", type=Path, required=True, help="METRICS.json (a per-image CSV is written beside it)")
     p.set_defaults(func=_cmd_score)
 
 
-def _cmd_score(args: argparse.Namespace) -> int:
-    from gains.evaluation.score import AP_KEYS, PER_IMAGE, score, write_metrics
+def _print_metrics(metrics: dict) -> None:
+    from gains.evaluation.score import AP_KEYS, PER_IMAGE
 
-    metrics, rows = score(args.gt, args.results, args.score_thresh, args.max_dets)
-    out, csv_path = write_metrics(args.out, metrics, rows)
     for key in (*AP_KEYS, *PER_IMAGE):
-        print(f"{key:10s} {metrics[key]:.4f}")
+        value = metrics[key]
+        print(f"{key:16s} {value:.4f}" if value is not None else f"{key:16s} n/a (no contact instance)")
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from gains.evaluation.score import score, write_metrics
+
+    metrics, rows = score(args.gt, args.results, args.score_thresh, args.max_dets, args.contact_radius)
+    out, csv_path = write_metrics(args.out, metrics, rows)
+    _print_metrics(metrics)
     print(f"wrote {out} and {csv_path}")
     return 0
 
@@ -164,14 +174,12 @@ def _add_scale_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from gains.evaluation.score import AP_KEYS, PER_IMAGE
     from gains.inference.eval_run import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out, args.device, args.batch_size,
                                   args.overrides, args.score_thresh, args.max_dets, args.scale, args.object_size)
     print(metrics["scale_note"])
-    for key in (*AP_KEYS, *PER_IMAGE):
-        print(f"{key:10s} {metrics[key]:.4f}")
+    _print_metrics(metrics)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'METRICS.json'}")
     return 0
 

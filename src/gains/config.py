@@ -64,6 +64,7 @@ class ModelConfig:
     backbone: str = "resnet50"
     norm: str = "frozen_bn"
     weights: str = "none"
+    weights_heads: bool = True  # also load the RoI heads from model.weights (False: backbone, FPN and RPN only)
     trainable_layers: int = 3
     num_classes: int | None = None
     mask_loss_weight: float | None = None

@@ -158,7 +158,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, n_images: i
     sentence = _what_the_numbers_mean(run_dir, cfg, lines, metrics)
     if sentence:
         parts.append(f"<p>{html.escape(sentence)}</p>")
-    rows = [(k, metrics[k]) for k in METRIC_KEYS if k in metrics]
+    rows = [(k, metrics[k]) for k in METRIC_KEYS if metrics.get(k) is not None]
     if rows:
         parts.append("<table><tr><th>metric</th><th>value</th></tr>"
                      + "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in rows) + "</table>")

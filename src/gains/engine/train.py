@@ -147,7 +147,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     categories = [{"label": label, "id": cat, "name": train_set.category_names.get(cat, str(cat))}
                   for label, cat in sorted(train_set.label_to_category.items())]
     model = build_model(cfg.model, num_classes)
-    load_weights(model, cfg.model.weights, cfg.model.backbone)
+    load_weights(model, cfg.model.weights, cfg.model.backbone, cfg.model.weights_heads)
     model.to(device)
     optimizer = build_optimizer(model, cfg.train.lr, cfg.train.momentum, cfg.train.weight_decay,
                                 cfg.train.weight_decay_norm)

@@ -22,10 +22,11 @@ import numpy as np
 from gains.atomic import atomic_write
 from gains.errors import InputError
 from gains.evaluation.coco import coco_ap
+from gains.evaluation.contact import CONTACT, contact_metrics
 from gains.evaluation.metrics import aji_gains, aji_kumar, aji_plus, dsb_score, pq_f1
 from gains.gamm.coco import load_coco
 
-PER_IMAGE = ("aji_gains", "aji", "aji_plus", "pq", "f1_50", "dsb_score")
+PER_IMAGE = ("aji_gains", "aji", "aji_plus", "pq", "f1_50", "dsb_score", *CONTACT)
 AP_KEYS = ("segm/AP", "segm/AP50", "segm/AP75", "bbox/AP")
 
 
@@ -96,8 +97,10 @@ def _overlaps(dts: list[dict], gts: list[dict]) -> tuple[np.ndarray, np.ndarray,
     return inter, area_d, area_g
 
 
-def image_metrics(dts: list[dict], gts: list[dict], score_thresh: float, max_dets: int) -> dict[str, float]:
-    """All per-image metrics of one image and category (NaN when both sides are empty)."""
+def image_metrics(dts: list[dict], gts: list[dict], score_thresh: float, max_dets: int, contact_radius: int = 2
+                  ) -> dict[str, float]:
+    """All per-image metrics of one image and category (NaN when both sides are empty; the contact metrics
+    are NaN without a contact instance)."""
     ranked = sorted(dts, key=lambda d: -d["score"])  # stable: ties keep file order
     top = ranked[:max_dets]
     kept = [d for d in ranked if d["score"] >= score_thresh]
@@ -107,13 +110,20 @@ def image_metrics(dts: list[dict], gts: list[dict], score_thresh: float, max_det
     out["aji_plus"] = aji_plus(inter, ad, ag)
     out["pq"], out["f1_50"] = pq_f1(inter, ad, ag)
     out["dsb_score"] = dsb_score(inter, ad, ag)
+    out.update(contact_metrics([d["rle"] for d in kept], [g["rle"] for g in gts], inter, ad, ag, contact_radius))
     out["n_gt"], out["n_pred"] = float(len(gts)), float(len(kept))
     return out
 
 
-def score(gt_json: str | Path, results_json: str | Path, score_thresh: float = 0.5, max_dets: int = 100
-          ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(METRICS dict, per-image rows) of a results file against a ground truth."""
+def score(gt_json: str | Path, results_json: str | Path, score_thresh: float = 0.5, max_dets: int = 100,
+          contact_radius: int = 2) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(METRICS dict, per-image rows) of a results file against a ground truth.
+
+    Contact metrics (``gains.evaluation.contact``) average over the images with a contact instance; a
+    category without any has None there and is left out of the mean over categories.
+    """
+    if contact_radius < 0:
+        raise InputError(f"--contact-radius must be >= 0, got {contact_radius}")
     coco = load_coco(gt_json)
     sizes = {}
     for im in coco.images:
@@ -139,7 +149,8 @@ def score(gt_json: str | Path, results_json: str | Path, score_thresh: float = 0
     for cat in gt_cats:
         values: dict[str, list[float]] = {k: [] for k in PER_IMAGE}
         for im in coco.images:
-            m = image_metrics(by_key.get((im.id, cat), []), gt_by_key.get((im.id, cat), []), score_thresh, max_dets)
+            m = image_metrics(by_key.get((im.id, cat), []), gt_by_key.get((im.id, cat), []), score_thresh, max_dets,
+                              contact_radius)
             if math.isnan(m["aji_gains"]) and math.isnan(m["aji"]):
                 continue  # neither ground truth nor predictions of this category here
             row = {"image_id": im.id, "file_name": im.file_name, "category": names[cat],
@@ -152,9 +163,14 @@ def score(gt_json: str | Path, results_json: str | Path, score_thresh: float = 0
         segm = coco_ap(gt_json, plain, "segm", max_dets, [cat])
         bbox = coco_ap(gt_json, boxed, "bbox", max_dets, [cat])
         per_cat[names[cat]] = {"segm/AP": segm["AP"], "segm/AP50": segm["AP50"], "segm/AP75": segm["AP75"],
-                               "bbox/AP": bbox["AP"], **{k: float(np.mean(v)) if v else 0.0 for k, v in values.items()}}
-    top = {k: float(np.mean([c[k] for c in per_cat.values()])) if per_cat else 0.0 for k in (*AP_KEYS, *PER_IMAGE)}
-    return {**top, "score_thresh": score_thresh, "max_dets": max_dets, "per_category": per_cat}, rows
+                               "bbox/AP": bbox["AP"], **{k: float(np.mean(v)) if v else (None if k in CONTACT else 0.0)
+                                                         for k, v in values.items()}}
+    top = {}
+    for k in (*AP_KEYS, *PER_IMAGE):
+        present = [c[k] for c in per_cat.values() if c[k] is not None]
+        top[k] = float(np.mean(present)) if present else (None if k in CONTACT else 0.0)
+    return {**top, "score_thresh": score_thresh, "max_dets": max_dets, "contact_radius": contact_radius,
+            "per_category": per_cat}, rows
 
 
 def _with_boxes(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -94,8 +94,18 @@ def _load_filtered(module: nn.Module, state: dict[str, torch.Tensor], where: str
     return len(fit), skipped
 
 
-def load_weights(model: nn.Module, spec: str, backbone: str = "resnet50") -> int:
-    """Initialise ``model`` from ``spec`` (``none``, ``imagenet`` or a local file); returns tensors loaded.
+def _without_heads(state: dict[str, torch.Tensor], heads: bool) -> dict[str, torch.Tensor]:
+    if heads:
+        return state
+    kept = {k: v for k, v in state.items() if not k.startswith("roi_heads.")}
+    log.info("RoI heads not loaded (model.weights_heads: false): %d tensors left out", len(state) - len(kept))
+    return kept
+
+
+def load_weights(model: nn.Module, spec: str, backbone: str = "resnet50", heads: bool = True) -> int:
+    """Initialise ``model`` from ``spec`` (``none``, ``imagenet``, a shipped model's name or a local file);
+    returns the tensors loaded. ``heads=False`` leaves the RoI heads (box, mask, GA) as initialised, so
+    every variant started from one model gets fresh heads of its own.
 
     Raises:
         InputError: unreadable or truncated file, or a file with nothing that fits the model.
@@ -110,7 +120,7 @@ def load_weights(model: nn.Module, spec: str, backbone: str = "resnet50") -> int
         n, _ = _load_filtered(body, weights.get_state_dict(progress=True), "imagenet")
         return n
     if zoo.is_name(spec):
-        n, _ = _load_filtered(model, zoo.load(spec)["model"], f"model {spec}")
+        n, _ = _load_filtered(model, _without_heads(zoo.load(spec)["model"], heads), f"model {spec}")
         log.info("%s: loaded %d tensors", spec, n)
         return n
     zoo.check_spec(spec)
@@ -129,7 +139,7 @@ def load_weights(model: nn.Module, spec: str, backbone: str = "resnet50") -> int
         if not isinstance(state, dict):
             raise InputError(f"{path}: expected a state dict")
         if any(k.startswith(("backbone.", "roi_heads.", "rpn.")) for k in state):
-            n, _ = _load_filtered(model, state, str(path))
+            n, _ = _load_filtered(model, _without_heads(state, heads), str(path))
         else:
             n, _ = _load_filtered(body, state, str(path))
     if n == 0:
