@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gains import __version__
 from gains.cli_data import add_convert, add_dataset_tools, add_synth
+from gains.cli_presets import add_presets
 from gains.errors import InputError
 
 log = logging.getLogger("gains")
@@ -89,7 +90,7 @@ def _cmd_gamm(args: argparse.Namespace) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train GAInS or the Mask R-CNN baseline",
                        description="Train on a canonical dataset or on synthetic scenes (one process or torchrun).")
-    p.add_argument("--config", type=Path, help="YAML preset (see configs/); defaults when omitted")
+    p.add_argument("--config", help="preset name (`gains presets` lists them) or YAML file; defaults when omitted")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.max_iters=200 (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
@@ -248,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_demo(sub)
     _add_report(sub)
+    add_presets(sub)
     return parser
 
 
