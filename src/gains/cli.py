@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gains import __version__
 from gains.cli_data import add_convert, add_dataset_tools, add_synth
+from gains.cli_inputs import add_plane_options, plane_choice
 from gains.cli_presets import add_presets
 from gains.errors import InputError
 
@@ -170,7 +171,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="segment images (tiled when large) and write results",
                        description="Segment image files or folders with a trained model.")
     p.add_argument("checkpoint", type=Path, help="run folder or checkpoint file")
-    p.add_argument("inputs", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF) or folders")
+    p.add_argument("inputs", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF, OME-TIFF) or folders")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--format", default="coco,overlay", help="comma list of coco, labels, overlay, ga")
     p.add_argument("--tile", type=int, default=1024, help="tile side for large images (0: never tile)")
@@ -181,6 +182,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--quiet", action="store_true")
+    add_plane_options(p)
     p.set_defaults(func=_cmd_predict)
 
 
@@ -190,7 +192,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     summary = predict_files(args.checkpoint, args.inputs, args.out, formats, tile=args.tile or None,
                             overlap=args.overlap, device=args.device, scale=args.scale,
-                            score_thresh=args.score_thresh, overrides=args.overrides, progress=not args.quiet)
+                            score_thresh=args.score_thresh, overrides=args.overrides, progress=not args.quiet,
+                            choice=plane_choice(args))
     print(f"{summary['instances']} instances in {summary['images']} images -> {summary['out']} "
           f"(peak memory {summary['peak_mib']:.0f} MiB)")
     return 0
