@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -43,6 +44,10 @@ def test_2d_tiff_of_every_depth_keeps_values_and_dtype(tmp_path: Path, dtype: ty
     out = one(tmp_path / "a.tif")
     assert out.dtype == np.dtype(dtype) and out.shape == (H, W)
     np.testing.assert_array_equal(out, img)
+    tifffile.imwrite(tmp_path / "big_endian.tif", img, byteorder=">")
+    swapped = one(tmp_path / "big_endian.tif")
+    assert swapped.dtype.isnative and swapped.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(swapped, img)
 
 
 def test_float16_tiff_is_widened_to_float32(tmp_path: Path) -> None:
@@ -279,3 +284,12 @@ def test_predict_names_the_plane_with_non_finite_pixels(tiny_run: Path, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nan.tif z1: 1 non-finite pixel" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_inputs_doc_table_names_only_real_tests() -> None:
+    root = Path(__file__).resolve().parent
+    doc = (root.parent / "docs" / "INPUTS.md").read_text()
+    named = set(re.findall(r"`([TP])::(test_\w+)`", doc))
+    sources = {"T": Path(__file__).read_text(), "P": (root / "inference" / "test_predict.py").read_text()}
+    assert len(named) > 15
+    assert [f"{k}::{n}" for k, n in sorted(named) if f"def {n}(" not in sources[k]] == []

@@ -145,7 +145,7 @@ def _tiff_header(path: Path, choice: PlaneChoice) -> tuple[_Header, object]:
     try:
         series = tif.series[0]
         axes, shape = _final_axes(path, series.axes, tuple(series.shape), choice)
-        page = series.pages[0] if series.pages else tif.pages[0]
+        page = getattr(series, "keyframe", None) or tif.pages[0]
         alpha = any(int(e) in (1, 2) for e in getattr(page, "extrasamples", ()))  # ASSOCALPHA, UNASSALPHA
         header = _Header(axes, shape, np.dtype(series.dtype), alpha and any(a in CHANNEL_AXES for a in axes))
         return header, tif
@@ -168,7 +168,7 @@ def _pillow_open(path: Path) -> Iterator[object]:
         Image.MAX_IMAGE_PIXELS = limit
 
 
-_PIL_BANDS = {"1": 1, "L": 1, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "LA": 2, "PA": 2, "RGB": 3,
+_PIL_BANDS = {"1": 1, "L": 1, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "LA": 2, "PA": 4, "RGB": 3,
               "RGBA": 4, "P": 3}
 _PIL_DTYPE = {"1": np.uint8, "I": np.int32, "F": np.float32, "I;16": np.uint16, "I;16B": np.uint16,
               "I;16L": np.uint16}
@@ -186,8 +186,8 @@ def _pillow_header(path: Path, im: object, choice: PlaneChoice) -> _Header:
 
 
 def _pillow_pixels(im: object) -> np.ndarray:
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
     elif im.mode not in _PIL_BANDS:
         im = im.convert("RGB")
     arr = np.asarray(im)
@@ -289,6 +289,8 @@ def _plane_pixels(data: np.ndarray, header: _Header, index: dict[str, int], choi
             data = data[..., :-1]
         if data.shape[-1] == 1:
             data = data[..., 0]
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
     if data.dtype == np.float16:
         data = data.astype(np.float32)
     elif data.dtype == bool:
