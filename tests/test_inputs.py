@@ -261,6 +261,8 @@ def test_predict_runs_every_plane_and_names_outputs(tiny_run: Path, tmp_path: Pa
      "z.tif: --z 5 but the image has 3 Z planes"),
     (lambda d: tifffile.imwrite(d / "q.tif", noise(9, 32, 32)), [], "q.tif: cannot tell the axes"),
     (lambda d: tifffile.imwrite(d / "ok.tif", noise(32, 32)), ["--channels", "x"], "--channels 'x'"),
+    (lambda d: [tifffile.imwrite(d / "s.tif", noise(2, 32, 32), photometric="minisblack", metadata={"axes": "ZYX"}),
+                tifffile.imwrite(d / "s_z1.tif", noise(32, 32))], [], "s_z1: two inputs (or planes) give the same"),
 ])
 def test_predict_refuses_bad_inputs_in_one_line_and_writes_nothing(tiny_run: Path, tmp_path: Path, capsys, make,
                                                                    args: list[str], message: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,10 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
         raise InputError(f"unknown output format {bad[0]!r}; choose from {', '.join(FORMATS)}")
     files = input_files(inputs)
     choice = choice or PlaneChoice()
-    n_planes = sum(len(check_input(f, choice)) for f in files)  # every header, before the model loads
+    stems = [f"{f.stem}_{label}" if label else f.stem for f in files for label in check_input(f, choice)]
+    clash = next((stem for stem, n in Counter(stems).items() if n > 1), None)  # every header read before the model
+    if clash is not None:
+        raise InputError(f"{clash}: two inputs (or planes) give the same output name; rename one")
     torch_device = resolve_device(device)
     model, cfg, categories = load_model(checkpoint, overrides, torch_device)
     thresh = score_thresh if score_thresh is not None else cfg.eval.score_thresh
@@ -70,7 +74,7 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
         if created:  # a failed run leaves nothing behind (files of an existing folder are kept)
             shutil.rmtree(out, ignore_errors=True)
         raise
-    return {"images": n_planes, "instances": total, "peak_mib": peak_rss_mib(), "out": str(out)}
+    return {"images": len(stems), "instances": total, "peak_mib": peak_rss_mib(), "out": str(out)}
 
 
 def _predict_into(out: Path, files: list[Path], predictor: Predictor, norm: Normalisation, formats: list[str],
