@@ -15,6 +15,7 @@ from gains import __version__
 from gains.cli_data import add_convert, add_dataset_tools, add_synth
 from gains.cli_inputs import add_plane_options, plane_choice
 from gains.cli_presets import add_presets
+from gains.cli_zoo import add_models
 from gains.errors import InputError
 
 log = logging.getLogger("gains")
@@ -142,7 +143,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="run a trained model over a dataset split and score it",
                        description="Predict a split with a checkpoint; write results.json, METRICS.json and a CSV.")
-    p.add_argument("checkpoint", type=Path, help="run folder (best.pt, else last.pt) or checkpoint file")
+    p.add_argument("checkpoint", type=Path, help="run folder (best.pt, else last.pt), checkpoint file or shipped "
+                   "model name (gains models)")
     p.add_argument("--data", type=Path, required=True, help="canonical dataset folder (or a COCO json)")
     p.add_argument("--split", default="test", help="train, val, test or all (default test)")
     p.add_argument("--out", type=Path, required=True)
@@ -170,7 +172,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="segment images (tiled when large) and write results",
                        description="Segment image files or folders with a trained model.")
-    p.add_argument("checkpoint", type=Path, help="run folder or checkpoint file")
+    p.add_argument("checkpoint", type=Path, help="run folder, checkpoint file or shipped model name (gains models)")
     p.add_argument("inputs", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF, OME-TIFF) or folders")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--format", default="coco,overlay", help="comma list of coco, labels, overlay, ga")
@@ -253,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_report(sub)
     add_presets(sub)
+    add_models(sub)
     return parser
 
 

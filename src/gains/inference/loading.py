@@ -1,4 +1,5 @@
-"""Load a trained model from a run folder or a checkpoint file, with its config and categories."""
+"""Load a trained model from a run folder, a checkpoint file or a shipped model's name, with its config and
+categories."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import torch
 
+from gains import zoo
 from gains.config import Config, apply_overrides, saved_config
 from gains.engine.checkpoint import load_checkpoint
 from gains.errors import InputError
@@ -28,14 +30,19 @@ def load_model(path: str | Path, overrides: list[str] | None = None, device: str
                ) -> tuple[torch.nn.Module, Config, list[dict[str, Any]]]:
     """(model in eval mode on ``device``, its config, its categories [{label, id, name}]).
 
-    ``overrides`` may change inference settings (e.g. ``model.detections_per_img=300``).
+    ``path`` is a run folder, a checkpoint file or the name of a shipped model (``gains.zoo``); an existing
+    path wins over a name. ``overrides`` may change inference settings (e.g. ``model.detections_per_img=300``).
 
     Raises:
-        InputError: unreadable/truncated checkpoint, or weights that do not fit the model the config
-            describes (e.g. ``--set model.variant=gains`` on a maskrcnn checkpoint).
+        InputError: unknown name, unreadable/truncated checkpoint, or weights that do not fit the model the
+            config describes (e.g. ``--set model.variant=gains`` on a maskrcnn checkpoint).
     """
-    file = checkpoint_path(path)
-    ckpt = load_checkpoint(file)
+    if zoo.is_name(path):
+        file, ckpt = f"model {path}", zoo.load(str(path))
+    else:
+        zoo.check_spec(path)
+        file = checkpoint_path(path)
+        ckpt = load_checkpoint(file)
     cfg = apply_overrides(saved_config(ckpt["config"]), overrides or [])
     categories = ckpt.get("categories") or []
     variant = ckpt.get("variant", cfg.model.variant)

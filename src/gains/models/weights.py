@@ -1,5 +1,6 @@
 """Loading weights from local files: torchvision state dicts, detectron2/Caffe2 ``R-50.pkl``-style
-backbones, gains checkpoints; ``imagenet`` through torchvision's weights API (an online opt-in).
+backbones, gains checkpoints, shipped models by name (``gains.zoo``); ``imagenet`` through torchvision's
+weights API (an online opt-in).
 
 Every ``torch.load`` uses ``weights_only=True``. Tensors whose shape does not fit (another number of
 classes) are skipped and reported.
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gains import zoo
 from gains.errors import InputError
 
 log = logging.getLogger("gains.models")
@@ -86,7 +88,9 @@ def _load_filtered(module: nn.Module, state: dict[str, torch.Tensor], where: str
     skipped = sorted(set(state) - set(fit))
     module.load_state_dict(fit, strict=False)
     if skipped:
-        log.info("%s: %d tensors skipped (absent or other shape), e.g. %s", where, len(skipped), skipped[:3])
+        groups = sorted({".".join(k.split(".")[:2]) for k in skipped})
+        log.info("%s: %d tensors skipped (absent or of another shape: %s), e.g. %s", where, len(skipped),
+                 ", ".join(groups), skipped[:3])
     return len(fit), skipped
 
 
@@ -105,6 +109,11 @@ def load_weights(model: nn.Module, spec: str, backbone: str = "resnet50") -> int
         weights = torchvision.models.get_model_weights(backbone).DEFAULT
         n, _ = _load_filtered(body, weights.get_state_dict(progress=True), "imagenet")
         return n
+    if zoo.is_name(spec):
+        n, _ = _load_filtered(model, zoo.load(spec)["model"], f"model {spec}")
+        log.info("%s: loaded %d tensors", spec, n)
+        return n
+    zoo.check_spec(spec)
     path = Path(spec)
     if not path.is_file():
         raise InputError(f"{path}: weights file not found")
