@@ -39,12 +39,35 @@ def gamm(d: dict[str, Any]) -> list[str]:
     big = max(d["cases"], key=lambda c: c["reference_s"])
     lines += ["", f"Largest case ({big['case']}): {big['ratio']:.0f}x, {big['ours_s']:.3f} s against "
               f"{big['reference_s']:.1f} s; smallest ratio over all cases {min(c['ratio'] for c in d['cases']):.0f}x."]
+    if d.get("cli"):
+        lines += ["", *gamm_cli(d["cli"])]
     if "dsb2018" in d:
         s = d["dsb2018"]
         lines += ["", f"Whole DSB2018 stage1_train ({s['workers']} worker processes): {s['maps']:,} maps of "
                   f"{s['images']} images in {s['gamm_s']:.1f} s; conversion from the Kaggle folders "
                   f"{s['convert_s']:.1f} s. Store {s['store_mib']:.1f} MiB against {s['reference_npy_gib']:.1f} GiB "
                   f"of the reference's float64 full-size .npy files ({100 * s['store_fraction']:.2f}%)."]
+    return lines
+
+
+def gamm_cli(rows: list[dict[str, Any]]) -> list[str]:
+    """The whole-command rows of bench_gamm: N copies of a full case through ``gains gamm --raw``."""
+    base = [r for r in rows if "baseline" in r]
+    header = ["`gains gamm --raw` on", "images", "workers", "reference s", "wall s", "ratio"]
+    if base:
+        header += [f"`{base[0]['baseline']}` wall s", f"`{base[0]['baseline']}` ratio", "speed-up"]
+    out = []
+    for r in rows:
+        row = [r["case"], str(r["copies"]), str(r["workers"]), f"{r['reference_s']:.0f}", f"{r['wall_s']:.2f}",
+               f"{r['ratio']:.0f}"]
+        if base:
+            row += [f"{r['baseline_wall_s']:.2f}", f"{r['baseline_ratio']:.0f}",
+                    f"{r['baseline_wall_s'] / r['wall_s']:.2f}"] if "baseline" in r else ["", "", ""]
+        out.append(row)
+    lines = _table(header, out)
+    if base:
+        lines += ["", f"Stores identical to those of `{base[0]['baseline']}`: "
+                  f"{'yes' if all(r.get('same_store') for r in base) else 'NO'}."]
     return lines
 
 

@@ -4,7 +4,11 @@
 
 Stages (``--stage``): ``prepare`` (convert and split the shared data into OUT/data), ``train`` (OUT/run,
 resumable: run the same command again after an interruption), ``eval`` (OUT/eval_<part>/METRICS.json for
-each held-out part) and ``all``. The ``nuclei`` data rule: DSB2018 stage1_train (CC0) less a fixed test set,
+each held-out part), ``all`` (those three) and ``export``: the run's last checkpoint packed as the shipped
+model (float16, in parts) into src/gains/zoo/models/<model>/ with its card, then the packed model scored
+by name through ``gains eval`` on both held-out parts, those metrics written into the card.
+
+The ``nuclei`` data rule: DSB2018 stage1_train (CC0) less a fixed test set,
 namely the test split of the cluster proxy (``cluster_nuclei_proxy.txt`` converted, then ``gains split
 --ratios 6:2:2 --seed 0``) and a 10% sample of the other images (``numpy.random.default_rng(0)`` over their
 ids in sorted order, the first floor(n / 10)).
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -92,12 +97,68 @@ def evaluate(out: Path) -> dict[str, dict]:
             for part in HELD_OUT}
 
 
+DATA_CARD = {
+    "dataset": "Kaggle Data Science Bowl 2018, stage1_train (BBBC038v1), 664 images",
+    "licence": "CC0 1.0 (BBBC038v1, Broad Bioimage Benchmark Collection)",
+}
+
+
+def export(model: str, out: Path, dest: Path) -> dict:
+    """Pack OUT/run/last.pt as the shipped ``model`` (see the module docstring); returns the card."""
+    import platform
+
+    from gains import zoo
+    from gains.config import config_to_dict, saved_config
+    from gains.engine.checkpoint import load_checkpoint
+    from gains.engine.train import with_test_scale
+
+    paths = prepare_nuclei(out / "data")
+    ckpt = load_checkpoint(out / "run" / "last.pt")
+    cfg = with_test_scale(saved_config(ckpt["config"]), paths["train"])  # runs before the scale rule lack it
+    ckpt["config"] = config_to_dict(cfg)
+    stopped = json.loads((out / "run" / "train_summary.json").read_text())
+    docs = {name: json.loads(p.read_text()) for name, p in paths.items()}
+    names = sorted(im["file_name"] for im in docs["train"]["images"])
+    fields = {
+        "summary": "", "architecture": f"{cfg.model.variant} Mask R-CNN, {cfg.model.backbone}-FPN, {cfg.model.norm}",
+        "preprocessing": {"input_norm": cfg.model.input_norm, "input_percentiles": cfg.model.input_percentiles,
+                          "test_scale": cfg.model.test_scale, "object_size_px": cfg.model.object_size},
+        "training_data": {**DATA_CARD, "rule": docs["train"]["info"]["rule"], "train_images": len(names),
+                          "train_instances": len(docs["train"]["annotations"]),
+                          "train_file_names_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest(),
+                          "held_out": {part: sorted(im["file_name"] for im in docs[part]["images"])
+                                       for part in HELD_OUT}},
+        "training": {"started_from": "scratch (no pretrained weights)", "iterations": stopped["iterations"],
+                     "stop_reason": stopped["stop_reason"], "training_minutes": round(stopped["elapsed_s"] / 60, 1),
+                     "budget_minutes": stopped["max_minutes"], "schedule_max_iters": stopped["max_iters"],
+                     "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores, no GPU",
+                     "command": f".venv/bin/python benchmarks/zoo.py --model {model} --out {out} "
+                                f"--minutes {stopped['max_minutes']:g}"},
+    }
+    card = zoo.pack(ckpt, dest, model, fields)
+    metrics = {}
+    for part in HELD_OUT:
+        ev = out / f"zoo_eval_{part}"
+        subprocess.run([sys.executable, "-m", "gains", "eval", model, "--data", str(paths[part]), "--split", "all",
+                        "--out", str(ev), "--device", "cpu"], check=True)
+        m = json.loads((ev / "METRICS.json").read_text())
+        metrics[part] = {k: round(m[k], 4) for k in ("segm/AP", "segm/AP50", "aji_gains", "aji", "pq", "dsb_score")}
+        metrics[part]["command"] = (f"gains eval {model} --data {paths[part]} --split all --out EVAL_DIR "
+                                    f"(images: {len(docs[part]['images'])}, up to {cfg.eval.max_dets} detections)")
+    card["metrics"] = metrics
+    card["summary"] = (f"{card['architecture']}; DSB2018 nuclei (CC0), from scratch on a 2-core CPU; segm/AP "
+                       f"{metrics['test_cluster']['segm/AP']:.3f} (cluster test), "
+                       f"{metrics['test_other']['segm/AP']:.3f} (other test)")
+    (dest / model / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    return card
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", choices=sorted(CONFIGS), required=True)
     p.add_argument("--out", type=Path, required=True, help="work folder (outside the repository)")
     p.add_argument("--minutes", type=float, default=None, help="training budget (default: the config's)")
-    p.add_argument("--stage", choices=("prepare", "train", "eval", "all"), default="all")
+    p.add_argument("--stage", choices=("prepare", "train", "eval", "all", "export"), default="all")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = p.parse_args()
     if args.stage == "prepare":
@@ -107,6 +168,9 @@ def main() -> int:
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}, indent=1))
     if args.stage in ("eval", "all"):
         print(json.dumps(evaluate(args.out), indent=1))
+    if args.stage == "export":
+        card = export(args.model, args.out, ROOT / "src" / "gains" / "zoo" / "models")
+        print(json.dumps({k: card[k] for k in ("summary", "metrics", "bytes")}, indent=1))
     return 0
 
 

@@ -42,6 +42,19 @@ def test_predict_table_reports_per_image_time_and_ratio() -> None:
     assert lines[2] == "| 4,096 x 4,096 | 25 | 5.00 | 7.50 | 1.50 | 10 | 100 / 120 |"
 
 
+def test_gamm_block_adds_the_cli_rows_when_measured() -> None:
+    case = {"case": "full_x", "variant": "isbi", "size": "8x8", "instances": 2, "reference_s": 10.0, "ours_s": 0.01,
+            "ratio": 1000.0, "peak_mib": 1.0, "max_abs_err": 0.0}
+    cli = {"case": "full_x", "variant": "isbi", "copies": 20, "workers": 2, "rounds": 3, "reference_s": 200.0,
+           "wall_s": 0.1, "cpu_s": 0.15, "ratio": 2000.0, "baseline": "abc1234", "baseline_wall_s": 0.4,
+           "baseline_cpu_s": 0.5, "baseline_ratio": 500.0, "same_store": True}
+    bench_docs = load_bench_docs()
+    assert not any("gains gamm" in line for line in bench_docs.gamm({"cases": [case]}))
+    lines = bench_docs.gamm({"cases": [case], "cli": [cli]})
+    assert "| full_x | 20 | 2 | 200 | 0.10 | 2000 | 0.40 | 500 | 4.00 |" in lines
+    assert lines[-1] == "Stores identical to those of `abc1234`: yes."
+
+
 def test_job_blocks_take_the_tables_of_the_job_summary(tmp_path: Path) -> None:
     bench_docs = load_bench_docs()
     job = tmp_path / "ablation" / "isbi2014"

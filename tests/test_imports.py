@@ -9,7 +9,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gains"
 
 # package -> modules it must never import
 FORBIDDEN = {
-    "gamm": ("torch", "torchvision", "gains.data", "gains.models", "gains.engine", "gains.evaluation",
+    "gamm": ("torch", "torchvision", "matplotlib", "gains.data", "gains.models", "gains.engine", "gains.evaluation",
              "gains.inference", "gains.visualize", "gains.cli", "gains.report"),
     "data": ("gains.models", "gains.engine", "gains.evaluation", "gains.inference", "gains.visualize", "gains.cli"),
     "models": ("gains.data", "gains.engine", "gains.evaluation", "gains.inference", "gains.report", "gains.cli"),

@@ -152,9 +152,17 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--score-thresh", type=float, help="default: the checkpoint's eval.score_thresh")
     p.add_argument("--max-dets", type=int, help="default: the checkpoint's eval.max_dets")
+    _add_scale_options(p)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override inference settings, e.g. model.detections_per_img=300")
     p.set_defaults(func=_cmd_eval)
+
+
+def _add_scale_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", type=float, help="pixel scale applied to every image before the model (default: "
+                   "the model's own rule, printed)")
+    p.add_argument("--object-size", type=float, metavar="PX", help="typical object diameter in your images, in "
+                   "pixels: images are scaled so objects get the size the model was trained at")
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -162,7 +170,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from gains.inference.eval_run import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out, args.device, args.batch_size,
-                                  args.overrides, args.score_thresh, args.max_dets)
+                                  args.overrides, args.score_thresh, args.max_dets, args.scale, args.object_size)
+    print(metrics["scale_note"])
     for key in (*AP_KEYS, *PER_IMAGE):
         print(f"{key:10s} {metrics[key]:.4f}")
     print(f"wrote {args.out / 'results.json'}, {args.out / 'METRICS.json'}")
@@ -178,8 +187,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="coco,overlay", help="comma list of coco, labels, overlay, ga")
     p.add_argument("--tile", type=int, default=1024, help="tile side for large images (0: never tile)")
     p.add_argument("--overlap", type=int, default=128, help="tile overlap in pixels")
-    p.add_argument("--scale", type=float, help="pixel scale before the model (default: model's own for whole "
-                   "images, 1.0 for tiles)")
+    _add_scale_options(p)
     p.add_argument("--score-thresh", type=float, help="default: the checkpoint's eval.score_thresh")
     p.add_argument("--device", default="auto")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -195,7 +203,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     summary = predict_files(args.checkpoint, args.inputs, args.out, formats, tile=args.tile or None,
                             overlap=args.overlap, device=args.device, scale=args.scale,
                             score_thresh=args.score_thresh, overrides=args.overrides, progress=not args.quiet,
-                            choice=plane_choice(args))
+                            object_size=args.object_size, choice=plane_choice(args))
+    print(summary["scale_note"])
     print(f"{summary['instances']} instances in {summary['images']} images -> {summary['out']} "
           f"(peak memory {summary['peak_mib']:.0f} MiB)")
     return 0
@@ -206,7 +215,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                        description="Synthesise scenes, compute GA maps, train GAInS on the CPU, evaluate, predict "
                                    "and write an HTML report.")
     p.add_argument("--out", type=Path, default=Path("demo_out"))
-    p.add_argument("--iters", type=int, default=200, help="training iterations (the CPU budget)")
+    p.add_argument("--minutes", type=float, default=3.0, help="training budget in wall-clock minutes (the "
+                   "whole demo takes about 1.5 minutes more)")
     p.add_argument("--size", type=int, default=256, help="scene side in pixels")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
@@ -215,7 +225,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gains.demo import run_demo
 
-    report = run_demo(args.out, iters=args.iters, size=args.size, progress=not args.quiet)
+    report = run_demo(args.out, minutes=args.minutes, size=args.size, progress=not args.quiet)
     print(f"demo finished: open {report.resolve()}")
     return 0
 

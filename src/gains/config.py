@@ -74,6 +74,10 @@ class ModelConfig:
     min_size_train: list[int] = field(default_factory=lambda: [640, 672, 704, 736, 768, 800])
     min_size_test: int = 800
     max_size: int = 1333
+    # test-time rule: every image scaled by test_scale whatever its size (filled in by training from the training
+    # set, see gains.data.stats.training_scale); None: each image resized to min_size_test (the rule before)
+    test_scale: float | None = None
+    object_size: float | None = None  # median object diameter (px) the model saw at test_scale; --object-size
     input_norm: str = "percentile"  # percentile | dtype | fixed (gains.intensity); saved configs without it: dtype
     input_percentiles: list[float] = field(default_factory=lambda: [1.0, 99.8])
     input_range: list[float] | None = None  # [min, max] raw values for input_norm: fixed

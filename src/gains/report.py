@@ -85,13 +85,32 @@ def _image_figure(pixels, gt_masks, ga_true, instances, height: int, width: int,
     if ga_pred is not None:
         span = max(float(ga_pred.max()) - 1.0, 1e-6)
         ax[4].imshow(np.clip((ga_pred - 1.0) / span, 0, 1), cmap="inferno", vmin=0, vmax=1)
-        ax[4].set_title(f"GA maps, predicted (max {ga_pred.max():.2f})")
+        ax[4].set_title(f"predicted GA maps: where instances meet\n(max over instances, peak {ga_pred.max():.2f})")
     else:
         ax[4].imshow(np.zeros((height, width)), cmap="inferno", vmin=0, vmax=1)
         ax[4].set_title("GA maps, predicted: " + ("no instance found" if not instances else "n/a (maskrcnn)"))
     for a in ax:
         a.set_axis_off()
     return _png_b64(fig)
+
+
+def _what_the_numbers_mean(run_dir: Path, cfg, lines: list[dict[str, Any]], metrics: dict[str, Any]) -> str:
+    """One sentence: how the model was trained and on what the metrics were measured."""
+    train = [ln for ln in lines if "loss" in ln]
+    if not train:
+        return ""
+    stopped = json.loads((run_dir / "train_summary.json").read_text()) if (run_dir / "train_summary.json").exists() \
+        else {}
+    iterations = stopped.get("iterations", train[-1]["iter"] + 1)
+    seconds = stopped.get("elapsed_s") or sum(ln.get("time", 0.0) for ln in train)
+    start = "from scratch" if cfg.model.weights in ("none", "", None) else f"from {cfg.model.weights}"
+    why = " (stopped by its time budget)" if stopped.get("stop_reason") == "max_minutes" else ""
+    data = f"synthetic {cfg.data.synthetic} scenes" if cfg.data.synthetic else "its training set"
+    scored = metrics.get("n_images") or (cfg.data.synthetic_val if cfg.data.synthetic else None)
+    on = f"{scored} held-out images" if scored else "held-out images"
+    return (f"A {cfg.model.variant} model ({cfg.model.backbone}) trained {start} on {data} for {iterations} "
+            f"iterations in {seconds / 60:.1f} minutes of training{why}; the metrics are measured on {on} it "
+            "never saw (fractions in [0, 1]; segm/AP is the COCO mask AP).")
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, n_images: int = 4, device: str = "cpu",
@@ -136,6 +155,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, n_images: i
              f"<p>model <b>{html.escape(cfg.model.variant)}</b> ({html.escape(cfg.model.backbone)}, "
              f"{html.escape(cfg.model.norm)}), {len([ln for ln in lines if 'loss' in ln])} iterations logged, "
              f"GAMM {html.escape(cfg.gamm.variant)}.</p>", "<h2>Metrics</h2>"]
+    sentence = _what_the_numbers_mean(run_dir, cfg, lines, metrics)
+    if sentence:
+        parts.append(f"<p>{html.escape(sentence)}</p>")
     rows = [(k, metrics[k]) for k in METRIC_KEYS if k in metrics]
     if rows:
         parts.append("<table><tr><th>metric</th><th>value</th></tr>"

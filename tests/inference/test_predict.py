@@ -12,6 +12,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from gains.cli import main
+from gains.errors import InputError
 from gains.gamm.raster import tight_crop
 from gains.inference.predictor import Instance, Predictor, merge_tiles
 from gains.inference.writers import ga_image, label_layers
@@ -153,3 +154,59 @@ def test_non_finite_image_is_refused_and_nothing_is_written(tiny_run: Path, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.tif: 1 non-finite pixel" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def _network_sizes(model) -> list[tuple[int, int]]:
+    sizes: list[tuple[int, int]] = []
+    model.backbone.register_forward_pre_hook(lambda mod, args: sizes.append(tuple(args[0].shape[-2:])))
+    return sizes
+
+
+def test_the_scale_rule_is_the_same_whatever_the_image_size(tiny_run: Path, tmp_path: Path) -> None:
+    import torch
+
+    from gains.engine.checkpoint import load_checkpoint, save_checkpoint
+    from gains.inference.loading import load_model, resolve_scale
+
+    model, cfg, cats = load_model(tiny_run)
+    assert cfg.model.test_scale == 1.0 and cfg.model.object_size > 5  # 96 px scenes, tested at 96 px
+    sizes = _network_sizes(model)
+    scene = (np.random.default_rng(5).random((96, 96)) * 255).astype(np.uint8)
+    mosaic = np.tile(scene, (2, 2))
+    Predictor(model, cats, torch.device("cpu"), tile=None).predict(mosaic)  # whole: at scale 1, not shrunk
+    Predictor(model, cats, torch.device("cpu"), tile=96, overlap=16).predict(mosaic)  # tiles: the same scale
+    assert sizes[0] == (192, 192) and set(sizes[1:]) == {(96, 96)} and len(sizes) == 9
+    scale, note = resolve_scale(cfg.model, object_size=cfg.model.object_size / 2)
+    assert scale == pytest.approx(2.0) and "brought to the" in note
+    Predictor(model, cats, torch.device("cpu"), tile=1024, scale=scale).predict(scene)
+    assert sizes[-1] == (192, 192)
+    # a checkpoint from before the rule keeps its old behaviour: every image resized to min_size_test
+    ckpt = load_checkpoint(tiny_run / "last.pt")
+    ckpt["config"]["model"].pop("test_scale")
+    ckpt["config"]["model"].pop("object_size")
+    save_checkpoint(tmp_path / "old.pt", **ckpt)
+    old, old_cfg, _ = load_model(tmp_path / "old.pt")
+    old_sizes = _network_sizes(old)
+    Predictor(old, cats, torch.device("cpu"), tile=None).predict(mosaic)
+    assert old_sizes == [(96, 96)] and "resized to 96 px" in resolve_scale(old_cfg.model)[1]
+    with pytest.raises(InputError, match="records no object size"):
+        resolve_scale(old_cfg.model, object_size=10.0)
+    with pytest.raises(InputError, match="not both"):
+        resolve_scale(cfg.model, 2.0, 10.0)
+
+
+def test_training_scale_is_the_median_resize_and_object_diameter(tmp_path: Path) -> None:
+    from gains.data.stats import training_scale
+
+    def ann(k: int, image: int, diameter: float) -> dict:
+        return {"id": k, "image_id": image, "category_id": 1, "bbox": [0, 0, 1, 1], "iscrowd": 0,
+                "area": np.pi * (diameter / 2) ** 2, "segmentation": [[0, 0, 1, 0, 1, 1]]}
+
+    doc = {"images": [{"id": 1, "file_name": "a.png", "height": 100, "width": 200},
+                      {"id": 2, "file_name": "b.png", "height": 50, "width": 50}],
+           "annotations": [ann(1, 1, 20), ann(2, 1, 40), ann(3, 2, 10)], "categories": [{"id": 1, "name": "n"}]}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc))
+    scale, size = training_scale(path, 100, 1000)  # factors 1.0 and 2.0; diameters 20, 40 and 10 * 2
+    assert scale == pytest.approx(1.5) and size == pytest.approx(20.0)
+    assert training_scale(path, 100, 150)[0] == pytest.approx((0.75 + 2.0) / 2)  # the long side caps image a

@@ -36,6 +36,34 @@ def pair_relation(a: MaskCrop, b: MaskCrop) -> str | None:
     return "touch" if (ndimage.binary_dilation(pa, CROSS) & pb).any() else None
 
 
+def training_scale(annotations: str | Path, test_size: int, max_size: int) -> tuple[float, float]:
+    """(test_scale, object_size) of a training set: the median over images of the resize factor that
+    sends an image to ``test_size`` (short side, long side at most ``max_size``), and the median over
+    instances of their equivalent diameter ``2 * sqrt(area / pi)`` times their image's factor, in pixels.
+
+    A model trained on these images sees objects of about ``object_size`` pixels; predicting every image
+    at ``test_scale`` (whatever its size) is the training set's typical rule.
+
+    Raises:
+        InputError: an image without height/width or a set without annotations.
+    """
+    from gains.errors import InputError
+
+    coco = load_coco(annotations)
+    factors, diameters = [], []
+    for image in coco.images:
+        if image.height is None or image.width is None:
+            raise InputError(f"{coco.path}: image {image.id} has no height/width")
+        f = min(test_size / min(image.height, image.width), max_size / max(image.height, image.width))
+        factors.append(f)
+        for a in coco.anns_by_image[image.id]:
+            area = float(a.get("area") or a["bbox"][2] * a["bbox"][3])
+            diameters.append(2.0 * np.sqrt(area / np.pi) * f)
+    if not diameters:
+        raise InputError(f"{coco.path}: no annotation to measure object sizes on")
+    return float(np.median(factors)), float(np.median(diameters))
+
+
 def dataset_stats(annotations: str | Path) -> dict[str, Any]:
     """Counts of a canonical (or any COCO) dataset; masks are decoded to find overlap/touch pairs.
 

@@ -21,8 +21,9 @@ from typing import Any
 import torch
 
 from gains.atomic import atomic_link, atomic_write
-from gains.config import Config, config_changes, config_to_dict, dump_config, saved_config
+from gains.config import Config, config_changes, config_to_dict, dump_config, replace, saved_config
 from gains.data.dataset import InstanceDataset, collate
+from gains.data.stats import training_scale
 from gains.data.transforms import Compose, PhotometricJitter, RandomFlip, RandomRot90
 from gains.engine import distributed as dist
 from gains.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -38,9 +39,10 @@ from gains.sysinfo import peak_rss_mib
 
 log = logging.getLogger("gains.train")
 # settings a run may change when it resumes (a longer run or budget, another device, other logging periods, other
-# scoring of the validation split)
+# scoring of the validation split, the test-time scale rule measured from the training set)
 RESUMABLE_CHANGES = frozenset({"train.max_iters", "train.max_minutes", "train.device", "train.eval_period",
-                               "train.checkpoint_period", "train.log_period", "eval.score_thresh", "eval.max_dets"})
+                               "train.checkpoint_period", "train.log_period", "eval.score_thresh", "eval.max_dets",
+                               "model.test_scale", "model.object_size"})
 
 
 class NonFiniteLossError(RuntimeError):
@@ -69,6 +71,15 @@ def resolve_data(cfg: Config, run_dir: Path) -> tuple[Path, Path | None, Path | 
     if not d.train:
         raise ValueError("data.train (a COCO json) or data.synthetic must be set")
     return Path(d.train), Path(d.val) if d.val else None, Path(d.images) if d.images else None
+
+
+def with_test_scale(cfg: Config, train_json: Path) -> Config:
+    """``cfg`` with ``model.test_scale`` / ``object_size`` measured on the training set when unset
+    (``gains.data.stats.training_scale``), so the checkpoint carries the scale rule it was trained for."""
+    if cfg.model.test_scale is not None:
+        return cfg
+    scale, size = training_scale(train_json, cfg.model.min_size_test, cfg.model.max_size)
+    return replace(cfg, model=replace(cfg.model, test_scale=round(scale, 4), object_size=round(size, 2)))
 
 
 def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_dir: Path) -> InstanceDataset:
@@ -127,8 +138,10 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     torch.manual_seed(cfg.train.seed)
     if dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / "config.yaml", lambda fh: fh.write(dump_config(cfg).encode()))
     train_json, val_json, images = resolve_data(cfg, run_dir)
+    cfg = with_test_scale(cfg, train_json)
+    if dist.is_main():
+        atomic_write(run_dir / "config.yaml", lambda fh: fh.write(dump_config(cfg).encode()))
     train_set = build_train_dataset(cfg, train_json, images, run_dir)
     num_classes = cfg.model.num_classes or len(train_set.category_to_label)
     categories = [{"label": label, "id": cat, "name": train_set.category_names.get(cat, str(cat))}

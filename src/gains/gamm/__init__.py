@@ -1,6 +1,6 @@
 """Gradient Anomaly Mapping (GAMM): per-instance GA maps from instance annotations.
 
-numpy/scipy/matplotlib.path only; never imports torch. Entry points:
+numpy/scipy only; never imports torch (nor matplotlib: masks follow its point-in-polygon rule exactly). Entry points:
 
 - ``image_maps(instances, height, width, params)``: the maps of one image (reference semantics).
 - ``run_gamm(annotations, image_dir, params, out=...)``: a whole COCO dataset into a compact store.

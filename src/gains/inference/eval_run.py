@@ -12,7 +12,7 @@ from gains.engine import distributed as dist
 from gains.errors import InputError
 from gains.evaluation.evaluator import predict_dataset
 from gains.evaluation.score import score, write_metrics
-from gains.inference.loading import load_model
+from gains.inference.loading import load_model, resolve_scale
 from gains.intensity import Normalisation
 
 
@@ -29,14 +29,18 @@ def split_file(data: str | Path, split: str) -> Path:
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str, out: str | Path,
                         device: str = "cpu", batch_size: int = 1, overrides: list[str] | None = None,
-                        score_thresh: float | None = None, max_dets: int | None = None) -> dict[str, Any]:
+                        score_thresh: float | None = None, max_dets: int | None = None, scale: float | None = None,
+                        object_size: float | None = None) -> dict[str, Any]:
     """Predict ``split`` of ``data`` with ``checkpoint``; write results.json, METRICS.json and the CSV.
 
-    Returns the metrics (every rank gets them; rank 0 writes the files).
+    Returns the metrics (every rank gets them; rank 0 writes the files). ``scale`` / ``object_size``: see
+    ``gains.inference.loading.resolve_scale`` (default: the model's own scale rule); the one-line note on
+    the scale used is in the metrics as ``scale_note``.
     """
     torch_device = dist.resolve_device(device)
     dist.init_distributed(torch_device)
     model, cfg, categories = load_model(checkpoint, overrides, torch_device)
+    model.transform.test_scale, scale_note = resolve_scale(cfg.model, scale, object_size)
     gt = split_file(data, split)
     dataset = InstanceDataset(gt, normalisation=Normalisation.of_model(cfg.model))
     unknown = {c["id"] for c in categories} - set(dataset.category_to_label)
@@ -51,5 +55,6 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str, ou
         atomic_write(out / "results.json", lambda fh: fh.write(json.dumps(results).encode()))
         metrics, rows = score(gt, out / "results.json", score_thresh if score_thresh is not None else
                               cfg.eval.score_thresh, max_dets if max_dets is not None else cfg.eval.max_dets)
+        metrics["scale_note"] = scale_note
         write_metrics(out / "METRICS.json", metrics, rows)
     return dist.broadcast_object(metrics)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from gains import zoo
-from gains.config import Config, apply_overrides, saved_config
+from gains.config import Config, ModelConfig, apply_overrides, saved_config
 from gains.engine.checkpoint import load_checkpoint
 from gains.errors import InputError
 from gains.models.build import build_model
@@ -24,6 +24,36 @@ def checkpoint_path(path: str | Path) -> Path:
                 return path / name
         raise InputError(f"{path}: no best.pt or last.pt in this run folder")
     return path
+
+
+def resolve_scale(model_cfg: ModelConfig, scale: float | None = None, object_size: float | None = None
+                  ) -> tuple[float | None, str]:
+    """(scale applied to every image, or None for the old resize-to-``min_size_test`` rule; a one-line
+    description for the user) from ``--scale`` or ``--object-size`` (the users' objects' diameter in
+    pixels, brought to the ``object_size`` the model was trained at), else the model's ``test_scale``.
+
+    Raises:
+        InputError: both options, a non-positive value, or ``--object-size`` for a model without an object size.
+    """
+    if scale is not None and object_size is not None:
+        raise InputError("give --scale or --object-size, not both")
+    for name, value in (("--scale", scale), ("--object-size", object_size)):
+        if value is not None and not value > 0:
+            raise InputError(f"{name} must be positive, got {value}")
+    if object_size is not None:
+        if model_cfg.object_size is None:
+            raise InputError("this model records no object size (trained before the scale rule); pass --scale")
+        s = model_cfg.object_size / object_size
+        return s, (f"scale {s:.3g}: objects of {object_size:g} px brought to the {model_cfg.object_size:g} px "
+                   "the model was trained at")
+    if scale is not None:
+        return scale, f"scale {scale:.3g} (--scale)"
+    if model_cfg.test_scale is not None:
+        size = f", objects of about {model_cfg.object_size:g} px at the network" if model_cfg.object_size else ""
+        return model_cfg.test_scale, (f"scale {model_cfg.test_scale:.3g} (the model's rule{size}; "
+                                      "--object-size PX for other object sizes)")
+    return None, (f"each image resized to {model_cfg.min_size_test} px on its short side (a model without a "
+                  "scale rule; --scale or --object-size to set one)")
 
 
 def load_model(path: str | Path, overrides: list[str] | None = None, device: str | torch.device = "cpu"

@@ -11,7 +11,7 @@ from typing import Any
 from gains.atomic import atomic_write
 from gains.engine.distributed import resolve_device
 from gains.errors import InputError
-from gains.inference.loading import load_model
+from gains.inference.loading import load_model, resolve_scale
 from gains.inference.predictor import Predictor
 from gains.inference.writers import coco_results, write_ga, write_labels, write_overlay
 from gains.inputs import PlaneChoice, check_input, read_planes
@@ -43,9 +43,12 @@ def input_files(inputs: list[str | Path]) -> list[Path]:
 def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, formats: list[str],
                   tile: int | None = 1024, overlap: int = 128, device: str = "auto", scale: float | None = None,
                   score_thresh: float | None = None, overrides: list[str] | None = None,
-                  progress: bool = True, choice: PlaneChoice | None = None) -> dict[str, Any]:
+                  progress: bool = True, object_size: float | None = None,
+                  choice: PlaneChoice | None = None) -> dict[str, Any]:
     """Predict every input (the planes and channels ``choice`` picks, see ``gains.inputs``); returns a summary
-    (images = planes predicted, instances, peak memory in MiB).
+    (images = planes predicted, instances, peak memory in MiB, the scale used).
+
+    ``scale`` / ``object_size``: see ``resolve_scale`` (default: the model's own scale rule).
 
     Raises:
         InputError: bad inputs or checkpoint; an output folder this call created is removed again.
@@ -63,6 +66,7 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
     model, cfg, categories = load_model(checkpoint, overrides, torch_device)
     thresh = score_thresh if score_thresh is not None else cfg.eval.score_thresh
     norm = Normalisation.of_model(cfg.model)
+    scale, scale_note = resolve_scale(cfg.model, scale, object_size)
     predictor = Predictor(model, categories, torch_device, tile=tile, overlap=overlap, scale=scale,
                           score_thresh=thresh, normalisation=norm)
     out = Path(out)
@@ -74,7 +78,8 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
         if created:  # a failed run leaves nothing behind (files of an existing folder are kept)
             shutil.rmtree(out, ignore_errors=True)
         raise
-    return {"images": len(stems), "instances": total, "peak_mib": peak_rss_mib(), "out": str(out)}
+    return {"images": len(stems), "instances": total, "peak_mib": peak_rss_mib(), "out": str(out),
+            "scale": scale, "scale_note": scale_note}
 
 
 def _predict_into(out: Path, files: list[Path], predictor: Predictor, norm: Normalisation, formats: list[str],

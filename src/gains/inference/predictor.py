@@ -53,10 +53,12 @@ class Predictor:
     Args:
         model: a gains MaskRCNN in eval mode.
         categories: [{label, id, name}] of the model.
-        tile: tile side; images whose sides both fit are predicted whole. None: never tile.
-        overlap: tile overlap in pixels (should exceed the largest object's half size).
-        scale: pixel scale applied before the model; None = the model's own test-time resize for
-            whole images and 1.0 for tiles.
+        tile: tile side in network pixels (``tile / scale`` image pixels); images whose scaled sides both
+            fit are predicted whole. None: never tile.
+        overlap: tile overlap in network pixels (should exceed the largest object's half size).
+        scale: pixel scale applied to every image before the model; None = the model's ``test_scale``
+            (every image at the training set's typical scale, whatever its size) or, for models without
+            one, the old rule: whole images resized to ``min_size_test``, tiles at scale 1.
         score_thresh: instances below are dropped; mask_thresh: probability threshold of masks.
         normalisation: the model's input normalisation, fitted on the whole image (tiles share it).
     """
@@ -68,7 +70,11 @@ class Predictor:
             raise ValueError("overlap must be smaller than the tile")
         self.model, self.device = model.eval(), device
         self.label_to_category = {int(c["label"]): int(c["id"]) for c in categories}
-        self.tile, self.overlap, self.scale = tile, overlap, scale
+        self.scale = scale if scale is not None else getattr(model.transform, "test_scale", None)
+        # tile and overlap are network pixels: with a scale, tiles of tile / scale image pixels
+        px = 1.0 / self.scale if self.scale is not None else 1.0
+        self.tile = None if tile is None else max(round(tile * px), 2)
+        self.overlap = min(round(overlap * px), self.tile - 1) if tile is not None else overlap
         self.score_thresh, self.mask_thresh = score_thresh, mask_thresh
         self.normalisation = normalisation
 
@@ -77,14 +83,14 @@ class Predictor:
              ) -> list[Instance]:
         h, w = pixels.shape[:2]
         tr = self.model.transform
-        saved = (tr.test_size, tr.max_size, tr.paste)
+        saved = (tr.test_scale, tr.paste)
         if scale is not None:
-            tr.test_size, tr.max_size = min(h, w) * scale, max(h, w) * scale + 1
+            tr.test_scale = scale
         tr.paste = False
         try:
             out = self.model([image_to_tensor(pixels, self.normalisation, scaling).to(self.device)])[0]
         finally:
-            tr.test_size, tr.max_size, tr.paste = saved
+            tr.test_scale, tr.paste = saved
         found = []
         keep = torch.where(out["scores"] >= self.score_thresh)[0]
         for k in keep.tolist():

@@ -86,5 +86,5 @@ def build_model(cfg: ModelConfig, num_classes: int) -> MaskRCNN:
     model.rpn.head.register_forward_hook(_float32_outputs)
     model.roi_heads.box_predictor.register_forward_hook(_float32_outputs)
     model.transform = GainsTransform(cfg.min_size_train, cfg.min_size_test, cfg.max_size, cfg.image_mean,
-                                     cfg.image_std)
+                                     cfg.image_std, cfg.test_scale)
     return model

@@ -17,17 +17,22 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform, res
 
 class GainsTransform(GeneralizedRCNNTransform):
     """Normalise, resize and batch images: short side drawn from ``train_sizes`` in training and
-    ``test_size`` otherwise, long side at most ``max_size``."""
+    ``test_size`` otherwise, long side at most ``max_size``; at test time with ``test_scale`` set, every
+    image is scaled by that factor instead, whatever its size."""
 
     def __init__(self, train_sizes: list[int], test_size: int, max_size: int, image_mean: list[float],
-                 image_std: list[float]) -> None:
+                 image_std: list[float], test_scale: float | None = None) -> None:
         super().__init__(tuple(train_sizes), max_size, image_mean, image_std)
         self.test_size = test_size
+        self.test_scale = test_scale
         self.paste = True  # False: keep RoI-sized masks/GA maps (the predictor pastes them per instance)
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
-        size = float(self.torch_choice(list(self.min_size))) if self.training else float(self.test_size)
-        scale = min(size / min(h, w), float(self.max_size) / max(h, w))
+        if not self.training and self.test_scale is not None:
+            scale = float(self.test_scale)
+        else:
+            size = float(self.torch_choice(list(self.min_size))) if self.training else float(self.test_size)
+            scale = min(size / min(h, w), float(self.max_size) / max(h, w))
         return max(1, round(h * scale)), max(1, round(w * scale))
 
     def resize(self, image: torch.Tensor, target: dict[str, torch.Tensor] | None = None
