@@ -83,7 +83,7 @@ def preset_config(preset: str, gpu: bool, device: str, overrides: list[str], dat
     extra = [f"train.device={device}", *overrides]
     if not preset.startswith("synthetic"):
         extra = prepare_real_data(preset, data_cache) + extra
-    return name, load_config(ROOT / "configs" / f"{name}.yaml", extra)
+    return name, load_config(name, extra)
 
 
 def with_iterations(base: Config, iters: int) -> Config:

@@ -17,7 +17,7 @@ tuning = pytest.importorskip("tuning")
 
 
 def test_with_iterations_scales_steps_and_caps_warmup() -> None:
-    base = load_config(ROOT / "configs" / "synthetic_touch_cpu.yaml")  # 600 iterations, steps 450/550, warm-up 100
+    base = load_config("synthetic_touch_cpu")  # 600 iterations, steps 450/550, warm-up 100
     cfg = harness.with_iterations(base, 60)
     assert (cfg.train.max_iters, cfg.train.steps, cfg.train.warmup_iters) == (60, [45, 55], 60)
     assert cfg.train.eval_period == cfg.train.checkpoint_period == 60
@@ -32,7 +32,7 @@ def test_budget_iterations_fit_the_minutes_left() -> None:
 
 
 def test_run_config_changes_variant_seed_and_overrides_only() -> None:
-    base = load_config(ROOT / "configs" / "synthetic_overlap_cpu.yaml")
+    base = load_config("synthetic_overlap_cpu")
     cfg = harness.run_config(base, "maskrcnn", 3, ["gamm.anchor=center"])
     assert (cfg.model.variant, cfg.train.seed, cfg.gamm.anchor) == ("maskrcnn", 3, "center")
     assert cfg.data == base.data and cfg.train.max_iters == base.train.max_iters
@@ -53,8 +53,8 @@ def test_sensitivity_run_folders_keep_settings_and_the_noise_run_apart() -> None
 
 @pytest.mark.parametrize("preset", sorted(harness.PRESETS))
 def test_every_preset_has_a_cpu_and_a_gpu_config(preset: str) -> None:
-    cpu = load_config(ROOT / "configs" / f"{harness.PRESETS[preset]}_cpu.yaml")
-    gpu = load_config(ROOT / "configs" / f"{harness.PRESETS[preset]}.yaml")
+    cpu = load_config(f"{harness.PRESETS[preset]}_cpu")
+    gpu = load_config(harness.PRESETS[preset])
     assert cpu.gamm.variant == gpu.gamm.variant and cpu.data.synthetic == gpu.data.synthetic
     assert (cpu.model.backbone, gpu.model.backbone, gpu.train.max_iters) == ("resnet18", "resnet50", 20000)
 
@@ -67,7 +67,7 @@ def test_a_budgeted_job_reuses_its_chosen_iterations(tmp_path, monkeypatch) -> N
 
     args = argparse.Namespace(preset="synthetic-touch", iters=None, budget_minutes=45.0, seeds=[0, 1],
                               overrides=["train.lr=0.01"], gpu=False, device="cpu")
-    base = load_config(ROOT / "configs" / "synthetic_touch_cpu.yaml")
+    base = load_config("synthetic_touch_cpu")
     probes = {"gains": base, "maskrcnn": harness.run_config(base, "maskrcnn", 0)}
     probed = []
     monkeypatch.setattr(harness, "seconds_per_iteration",
@@ -122,7 +122,7 @@ def test_a_finished_run_is_kept_for_other_scoring_and_restarted_for_other_traini
     from gains.config import apply_overrides, dump_config
     from gains.engine import train
 
-    base = load_config(ROOT / "configs" / "synthetic_touch_cpu.yaml")
+    base = load_config("synthetic_touch_cpu")
     run = tmp_path / "run"
     fitted = []
     monkeypatch.setattr(train, "fit", lambda cfg, folder, resume, progress: fitted.append(folder.exists()))
@@ -137,7 +137,7 @@ def test_a_finished_run_is_kept_for_other_scoring_and_restarted_for_other_traini
 def test_tuning_candidates_scale_the_presets_own_values() -> None:
     from gains.config import apply_overrides
 
-    base = load_config(ROOT / "configs" / "isbi2014_cpu.yaml",
+    base = load_config("isbi2014_cpu",
                        ["model.min_size_train=[256, 288, 320]", "model.min_size_test=288", "model.max_size=320",
                         "model.anchor_sizes=[32, 64, 128, 256, 512]"])
     cands = tuning.candidates(base)
@@ -147,7 +147,7 @@ def test_tuning_candidates_scale_the_presets_own_values() -> None:
     assert (large.min_size_train, large.min_size_test, large.max_size) == ([352, 384, 416], 384, 416)
     assert apply_overrides(base, cands["anchors /4"]).model.anchor_sizes == [8, 16, 32, 64, 128]
     assert apply_overrides(base, cands["ga_rois_per_image 8"]).model.ga_rois_per_image == 8
-    touch = load_config(ROOT / "configs" / "dsb2018_cluster_cpu.yaml")  # anchors from 8 px: none smaller offered
+    touch = load_config("dsb2018_cluster_cpu")  # anchors from 8 px: none smaller offered
     assert "anchors /4" not in tuning.candidates(touch)
 
 

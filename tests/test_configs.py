@@ -8,24 +8,26 @@ import pytest
 
 from gains.config import config_from_dict, dump_config, load_config
 from gains.errors import InputError
+from gains.presets import preset_names
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+# the user presets (package data, by name) and the benchmark-only configs beside the checkout (by path)
+CONFIGS = [*preset_names(), *sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))]
 
 
 def test_all_presets_are_shipped() -> None:
-    names = {p.stem for p in CONFIGS}
+    names = set(preset_names())
     assert {"isbi2014", "chromosome", "dsb2018_cluster", "synthetic_overlap_cpu", "synthetic_touch_cpu",
             "synthetic_cross_cpu", "isbi2014_cpu", "dsb2018_cluster_cpu", "synthetic_overlap", "synthetic_touch",
             "synthetic_cross"} <= names
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_preset_loads_and_round_trips(path: Path) -> None:
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: Path(p).stem)
+def test_preset_loads_and_round_trips(path: str | Path) -> None:
     import yaml
 
     cfg = load_config(path)
     assert config_from_dict(yaml.safe_load(dump_config(cfg))) == cfg
-    if path.stem.endswith("_cpu"):
+    if Path(path).stem.endswith("_cpu"):
         assert cfg.train.device == "cpu" and cfg.model.norm == "gn" and cfg.model.weights == "none"
     else:
         assert cfg.train.lr == 0.015 and cfg.train.steps == [15000, 18000] and cfg.train.max_iters == 20000

@@ -19,7 +19,8 @@ FORBIDDEN = {
 }
 LEAVES = {"errors.py": ("gains.",), "atomic.py": ("gains.",), "imageio.py": ("gains.gamm", "gains.data", "torch"),
           "evaluation/metrics.py": ("torch", "gains."),
-          "intensity.py": ("torch", "gains."), "zoo/__init__.py": ("gains.",)}
+          "intensity.py": ("torch", "gains."), "zoo/__init__.py": ("gains.",), "inputs.py": ("torch", "gains."),
+          "presets/__init__.py": ("gains.",)}
 
 
 def imported_names(path: Path) -> set[str]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from gains import __version__
 from gains.cli_data import add_convert, add_dataset_tools, add_synth
+from gains.cli_inputs import add_plane_options, plane_choice
+from gains.cli_presets import add_presets
 from gains.cli_zoo import add_models
 from gains.errors import InputError
 
@@ -90,7 +92,7 @@ def _cmd_gamm(args: argparse.Namespace) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train GAInS or the Mask R-CNN baseline",
                        description="Train on a canonical dataset or on synthetic scenes (one process or torchrun).")
-    p.add_argument("--config", type=Path, help="YAML preset (see configs/); defaults when omitted")
+    p.add_argument("--config", help="preset name (`gains presets` lists them) or YAML file; defaults when omitted")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.max_iters=200 (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
@@ -188,7 +190,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="segment images (tiled when large) and write results",
                        description="Segment image files or folders with a trained model.")
     p.add_argument("checkpoint", type=Path, help="run folder, checkpoint file or shipped model name (gains models)")
-    p.add_argument("inputs", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF) or folders")
+    p.add_argument("inputs", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF, OME-TIFF) or folders")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--format", default="coco,overlay", help="comma list of coco, labels, overlay, ga")
     p.add_argument("--tile", type=int, default=1024, help="tile side for large images (0: never tile)")
@@ -198,6 +200,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--quiet", action="store_true")
+    add_plane_options(p)
     p.set_defaults(func=_cmd_predict)
 
 
@@ -208,7 +211,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     summary = predict_files(args.checkpoint, args.inputs, args.out, formats, tile=args.tile or None,
                             overlap=args.overlap, device=args.device, scale=args.scale,
                             score_thresh=args.score_thresh, overrides=args.overrides, progress=not args.quiet,
-                            object_size=args.object_size)
+                            object_size=args.object_size, choice=plane_choice(args))
     print(summary["scale_note"])
     print(f"{summary['instances']} instances in {summary['images']} images -> {summary['out']} "
           f"(peak memory {summary['peak_mib']:.0f} MiB)")
@@ -269,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_demo(sub)
     _add_report(sub)
+    add_presets(sub)
     add_models(sub)
     return parser
 

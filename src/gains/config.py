@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from gains.errors import InputError
+from gains.presets import resolve_config
 
 
 @dataclass(frozen=True)
@@ -225,17 +226,19 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML preset (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    """Load a preset name or YAML file (``gains.presets.resolve_config``; the defaults when ``path`` is None)
+    and apply ``--set`` overrides."""
     data: dict[str, Any] = {}
     if path is not None:
+        label, text = resolve_config(path)
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"{path}: cannot read config ({exc})") from exc
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"{label}: cannot read config ({exc})") from exc
         try:
             cfg = config_from_dict(data)
         except InputError as exc:
-            raise InputError(f"{path}: {exc}") from exc
+            raise InputError(f"{label}: {exc}") from exc
     else:
         cfg = Config()
     return apply_overrides(cfg, overrides or [])

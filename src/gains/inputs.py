@@ -1,0 +1,305 @@
+"""Microscopy files in: a TIFF/OME-TIFF/PNG/JPEG becomes the 2-D planes a model segments.
+
+``read_planes(path, choice)`` returns ``[Plane(label, pixels)]`` with pixels ``(H, W)`` or ``(H, W, C)``,
+``C <= 3``, in the file's own dtype (float16 widened to float32, 1-bit to uint8), ready for
+``gains.intensity`` (which maps 1 channel to grey x3 and 2 channels to (c0, c1, c0)).
+
+- **Axes** come from tifffile's series axes, which read OME-XML, ImageJ and tifffile's own metadata; a
+  plain file without them gets ``Q`` axes. One unknown leading axis of at most 4 is taken as channels
+  (a channels-first array saved without metadata); any other unknown or unsupported axis is refused with
+  a hint to pass ``axes`` (``--axes``). Length-1 axes are dropped.
+- **Planes**: ``Z`` and ``T`` are chosen by ``choice.z`` / ``choice.t`` (an index, or ``None`` for every
+  plane); a file with several planes gets labels such as ``z3_t0`` (only the axes it has).
+- **Channels** (``C`` or TIFF samples ``S``) are moved last. ``choice.channels`` picks up to three of them in
+  the order the model should see them; by default an alpha channel (RGBA, grey + alpha) is dropped and
+  1-3 channels are kept; four or more without alpha must be chosen.
+- **Refused** before decoding, each as one ``InputError`` line naming the file and what to pass: headers
+  whose decoded size exceeds ``choice.max_bytes`` (decompression bombs), images under ``MIN_SIDE`` pixels on a
+  side, complex or other non-numeric pixel types. Non-finite pixels are refused by ``gains.intensity``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gains.errors import InputError
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+MIN_SIDE = 16  # pixels; smaller images hold nothing a detector can segment
+DEFAULT_MAX_BYTES = 4 << 30  # decoded size of one file's series; raise with --max-input-gib
+PLANE_AXES = "ZT"  # iterated (or chosen) plane axes, in label order
+CHANNEL_AXES = "CS"
+UNKNOWN_AXES = "QI"  # tifffile's letters for axes without metadata
+MAX_CHANNELS_FIRST = 4  # an unknown leading axis up to this length is taken as channels
+
+
+@dataclass(frozen=True)
+class PlaneChoice:
+    """What to take from a file.
+
+    Attributes:
+        channels: indices into the file's channel axis, 1-3 of them, in the order the model sees them
+            (None: every channel, alpha dropped; more than 3 must be chosen).
+        z: the Z plane index, or None for every plane.
+        t: the T (time point) index, or None for every one.
+        axes: axis letters that replace the file's own (e.g. ``"ZYX"``, ``"YXC"``), one per axis.
+        max_bytes: largest decoded size of a file's series accepted.
+    """
+
+    channels: tuple[int, ...] | None = None
+    z: int | None = None
+    t: int | None = None
+    axes: str | None = None
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+@dataclass(frozen=True)
+class Plane:
+    """One 2-D image of a file: ``label`` ("" for a plain 2-D file, else e.g. ``"z3_t0"``), pixels (H, W[, C])."""
+
+    label: str
+    pixels: np.ndarray
+
+
+def parse_channels(text: str) -> tuple[int, ...]:
+    """``"0,2"`` -> ``(0, 2)``: 1-3 non-negative channel indices.
+
+    Raises:
+        InputError: not 1-3 comma-separated non-negative integers.
+    """
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not 1 <= len(values) <= 3 or min(values) < 0:
+        raise InputError(f"--channels {text!r}: give 1 to 3 channel indices, e.g. --channels 0 or --channels 0,2")
+    return values
+
+
+def parse_plane(text: str, option: str) -> int | None:
+    """``"all"`` -> None (every plane), ``"3"`` -> 3.
+
+    Raises:
+        InputError: neither ``all`` nor a non-negative integer.
+    """
+    if text == "all":
+        return None
+    if not text.isdigit():
+        raise InputError(f"{option} {text!r}: give a plane index (0, 1, ...) or all")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class _Header:
+    axes: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    alpha: bool  # the last channel is alpha
+
+
+def _refuse_size(path: Path, header: _Header, choice: PlaneChoice) -> None:
+    size = int(np.prod(header.shape, dtype=np.float64) * header.dtype.itemsize)
+    if size > choice.max_bytes:
+        dims = " x ".join(f"{n:,}" for n in header.shape)
+        decoded = f"{size / (1 << 30):.1f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.1f} MiB"
+        raise InputError(f"{path}: header promises {dims} {header.dtype} ({decoded} decoded), over the "
+                         f"{choice.max_bytes / (1 << 30):.3g} GiB limit; crop it, or pass --max-input-gib if you "
+                         "mean it")
+
+
+def _axes_hint(ndim: int) -> str:
+    return "ZYX, TYX, CYX or YXC" if ndim == 3 else "TZCYX"[-ndim:] if 2 <= ndim <= 5 else "TZCYX"
+
+
+def _final_axes(path: Path, axes: str, shape: tuple[int, ...], choice: PlaneChoice) -> tuple[str, tuple[int, ...]]:
+    """Axes (user's, or the file's with an unknown leading channel axis resolved) and shape, length-1 axes dropped."""
+    if choice.axes is not None:
+        user = choice.axes.upper()
+        if len(user) != len(shape) or len(set(user)) != len(user) or not set(user) <= set("YX" + PLANE_AXES + "C"):
+            raise InputError(f"{path}: --axes {choice.axes!r} does not fit shape {shape}; give one distinct letter "
+                             f"of Z, T, C, Y, X per axis, e.g. --axes {_axes_hint(len(shape))}")
+        axes = user
+    kept = [(a, n) for a, n in zip(axes, shape, strict=True) if n > 1 or a in "YX"]
+    axes, shape = "".join(a for a, _ in kept), tuple(n for _, n in kept)
+    unknown = [a for a in axes if a not in "YX" + PLANE_AXES + CHANNEL_AXES]
+    if (len(unknown) == 1 and axes[0] in UNKNOWN_AXES and shape[0] <= MAX_CHANNELS_FIRST
+            and not any(a in CHANNEL_AXES for a in axes)):
+        axes, unknown = "C" + axes[1:], []  # channels first, saved without metadata
+    if unknown or "Y" not in axes or "X" not in axes:
+        raise InputError(f"{path}: cannot tell the axes of shape {shape} (file says {axes!r}); pass --axes with one "
+                         f"letter per axis, e.g. --axes {_axes_hint(len(shape))}")
+    if sum(a in CHANNEL_AXES for a in axes) > 1:
+        raise InputError(f"{path}: two channel axes in {axes!r} {shape}; pass --axes to say which is C")
+    return axes, shape
+
+
+def _tiff_header(path: Path, choice: PlaneChoice) -> tuple[_Header, object]:
+    import tifffile
+
+    tif = tifffile.TiffFile(path)
+    try:
+        series = tif.series[0]
+        axes, shape = _final_axes(path, series.axes, tuple(series.shape), choice)
+        page = getattr(series, "keyframe", None) or tif.pages[0]
+        alpha = any(int(e) in (1, 2) for e in getattr(page, "extrasamples", ()))  # ASSOCALPHA, UNASSALPHA
+        header = _Header(axes, shape, np.dtype(series.dtype), alpha and any(a in CHANNEL_AXES for a in axes))
+        return header, tif
+    except BaseException:
+        tif.close()
+        raise
+
+
+@contextlib.contextmanager
+def _pillow_open(path: Path) -> Iterator[object]:
+    """Pillow image opened lazily, with Pillow's own bomb check off: ours (on the header's size) replaces it."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as im:
+            yield im
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+_PIL_BANDS = {"1": 1, "L": 1, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "LA": 2, "PA": 4, "RGB": 3,
+              "RGBA": 4, "P": 3}
+_PIL_DTYPE = {"1": np.uint8, "I": np.int32, "F": np.float32, "I;16": np.uint16, "I;16B": np.uint16,
+              "I;16L": np.uint16}
+
+
+def _pillow_header(path: Path, im: object, choice: PlaneChoice) -> _Header:
+    width, height = im.size
+    mode = im.mode
+    bands = _PIL_BANDS.get(mode, 3)  # other modes (CMYK, YCbCr, LAB, HSV) are converted to RGB
+    if mode == "P" and "transparency" in im.info:
+        bands = 4
+    shape = (height, width) if bands == 1 else (height, width, bands)
+    axes, shape = _final_axes(path, "YX" if bands == 1 else "YXC", shape, choice)
+    return _Header(axes, shape, np.dtype(_PIL_DTYPE.get(mode, np.uint8)), mode in ("LA", "PA", "RGBA") or bands == 4)
+
+
+def _pillow_pixels(im: object) -> np.ndarray:
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
+    elif im.mode not in _PIL_BANDS:
+        im = im.convert("RGB")
+    arr = np.asarray(im)
+    return arr.astype(np.uint8) if arr.dtype == bool else arr
+
+
+def _check(path: Path, header: _Header, choice: PlaneChoice) -> list[tuple[str, dict[str, int]]]:
+    """Validate a header against the choice; the planes as (label, {axis: index})."""
+    _refuse_size(path, header, choice)
+    sizes = dict(zip(header.axes, header.shape, strict=True))
+    if header.dtype.kind not in "buif":
+        raise InputError(f"{path}: pixel type {header.dtype} is not supported; save real-valued pixels (integer or "
+                         "float)")
+    if sizes["Y"] < MIN_SIDE or sizes["X"] < MIN_SIDE:
+        raise InputError(f"{path}: image is {sizes['Y']}x{sizes['X']} pixels; gains needs at least {MIN_SIDE} on "
+                         f"each side (wrong axes? pass --axes)")
+    n_channels = next((sizes[a] for a in CHANNEL_AXES if a in sizes), 1)
+    if choice.channels is not None:
+        bad = [c for c in choice.channels if c >= n_channels]
+        if bad:
+            raise InputError(f"{path}: --channels {bad[0]} but the image has {n_channels} channel(s) "
+                             f"(0..{n_channels - 1})")
+    elif n_channels - header.alpha > 3:
+        raise InputError(f"{path}: {n_channels} channels; pass --channels with up to 3 of them in the order the model "
+                         "should see them, e.g. --channels 0 or --channels 0,2")
+    choices = {"Z": choice.z, "T": choice.t}
+    picks: list[list[tuple[str, int]]] = [[]]
+    for axis in PLANE_AXES:
+        if axis not in sizes:
+            continue
+        wanted = choices[axis]
+        if wanted is not None and wanted >= sizes[axis]:
+            raise InputError(f"{path}: --{axis.lower()} {wanted} but the image has {sizes[axis]} {axis} planes "
+                             f"(0..{sizes[axis] - 1}); pass an index in range or all")
+        indices = range(sizes[axis]) if wanted is None else [wanted]
+        picks = [[*p, (axis, i)] for p in picks for i in indices]
+    return [("_".join(f"{a.lower()}{i}" for a, i in p), dict(p)) for p in picks]
+
+
+def check_input(path: str | Path, choice: PlaneChoice = PlaneChoice()) -> list[str]:
+    """The plane labels ``read_planes`` would return, from the header alone (nothing decoded).
+
+    Raises:
+        InputError: the file cannot be used (see the module docstring), in one line naming it.
+    """
+    path = _existing(path)
+    try:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            header, tif = _tiff_header(path, choice)
+            tif.close()
+        else:
+            with _pillow_open(path) as im:
+                header = _pillow_header(path, im, choice)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{path}: unreadable image ({exc})") from exc
+    return [label for label, _ in _check(path, header, choice)]
+
+
+def read_planes(path: str | Path, choice: PlaneChoice = PlaneChoice()) -> list[Plane]:
+    """The 2-D planes of an image file (see the module docstring), each (H, W) or (H, W, C<=3).
+
+    Raises:
+        InputError: the file cannot be used, in one line naming it and what to pass.
+    """
+    path = _existing(path)
+    try:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            header, tif = _tiff_header(path, choice)
+            with tif:
+                planes = _check(path, header, choice)
+                data = np.asarray(tif.series[0].asarray()).reshape(header.shape)
+        else:
+            with _pillow_open(path) as im:
+                header = _pillow_header(path, im, choice)
+                planes = _check(path, header, choice)
+                im.load()
+                data = _pillow_pixels(im).reshape(header.shape)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{path}: unreadable image ({exc})") from exc
+    return [Plane(label, _plane_pixels(data, header, index, choice)) for label, index in planes]
+
+
+def _plane_pixels(data: np.ndarray, header: _Header, index: dict[str, int], choice: PlaneChoice) -> np.ndarray:
+    """(H, W) or (H, W, C) of one plane: Z/T indexed, channels last and chosen, alpha dropped, dtype widened."""
+    axes = header.axes
+    for axis, i in index.items():
+        data = np.take(data, i, axis=axes.index(axis))
+        axes = axes.replace(axis, "")
+    order = [axes.index("Y"), axes.index("X")] + [axes.index(a) for a in axes if a in CHANNEL_AXES]
+    data = np.transpose(data, order)
+    if data.ndim == 3:
+        if choice.channels is not None:
+            data = data[..., list(choice.channels)]
+        elif header.alpha:
+            data = data[..., :-1]
+        if data.shape[-1] == 1:
+            data = data[..., 0]
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
+    if data.dtype == np.float16:
+        data = data.astype(np.float32)
+    elif data.dtype == bool:
+        data = data.astype(np.uint8)
+    return np.ascontiguousarray(data)
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: image file not found")
+    return path
