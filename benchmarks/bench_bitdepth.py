@@ -64,7 +64,7 @@ def main() -> int:
                  f"train.steps=[{int(args.iters * 0.75)},{int(args.iters * 0.92)}]", "train.eval_period=0",
                  "train.checkpoint_period=0"]
         if not (run / "last.pt").exists():
-            gains("train", "--config", str(ROOT / "configs" / "synthetic_touch_cpu.yaml"),
+            gains("train", "--config", "synthetic_touch_cpu",
                   "--set", "data.synthetic=null", "--set", f"data.train={data['train']}",
                   "--set", f"data.val={data['val']}", "--set", f"model.input_norm={mode}",
                   *[x for s in sched for x in ("--set", s)], "--out", str(run), "--quiet")
