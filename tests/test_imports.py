@@ -10,11 +10,16 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gains"
 # package -> modules it must never import
 FORBIDDEN = {
     "gamm": ("torch", "torchvision", "matplotlib", "gains.data", "gains.models", "gains.engine", "gains.evaluation",
-             "gains.inference", "gains.visualize", "gains.cli", "gains.report"),
-    "data": ("gains.models", "gains.engine", "gains.evaluation", "gains.inference", "gains.visualize", "gains.cli"),
-    "models": ("gains.data", "gains.engine", "gains.evaluation", "gains.inference", "gains.report", "gains.cli"),
-    "engine": ("gains.inference", "gains.report", "gains.cli", "gains.visualize"),
-    "evaluation": ("gains.inference", "gains.report", "gains.cli", "gains.visualize", "gains.engine.train"),
+             "gains.inference", "gains.visualize", "gains.cli", "gains.report", "gains.formats"),
+    "data": ("gains.models", "gains.engine", "gains.evaluation", "gains.inference", "gains.visualize", "gains.cli",
+             "gains.formats"),
+    "models": ("gains.data", "gains.engine", "gains.evaluation", "gains.inference", "gains.report", "gains.cli",
+               "gains.formats"),
+    "engine": ("gains.inference", "gains.report", "gains.cli", "gains.visualize", "gains.formats"),
+    "evaluation": ("gains.inference", "gains.report", "gains.cli", "gains.visualize", "gains.engine.train",
+                   "gains.formats"),
+    "formats": ("torch", "torchvision", "gains.models", "gains.engine", "gains.evaluation", "gains.inference",
+                "gains.visualize", "gains.cli", "gains.report", "gains.demo"),
     "inference": ("gains.report", "gains.cli", "gains.demo"),
 }
 LEAVES = {"errors.py": ("gains.",), "atomic.py": ("gains.",), "imageio.py": ("gains.gamm", "gains.data", "torch"),

@@ -35,6 +35,23 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
         raise
 
 
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a library that writes by file name; renamed over ``path`` when
+    the block succeeds, removed on any error (see :func:`atomic_write`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def atomic_link(src: str | Path, dst: str | Path) -> None:
     """Make ``dst`` name the same file as ``src`` (a hard link, or a copy where the file system has none),
     replacing ``dst`` atomically. A later atomic write to ``src`` leaves ``dst`` with the old content."""

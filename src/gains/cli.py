@@ -192,7 +192,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path, help="run folder, checkpoint file or shipped model name (gains models)")
     p.add_argument("inputs", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF, OME-TIFF) or folders")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--format", default="coco,overlay", help="comma list of coco, labels, overlay, ga")
+    p.add_argument("--format", default="coco,overlay",
+                   help="comma list of coco, labels, overlay, ga, imagej (Fiji ROI zip), geojson (QuPath)")
     p.add_argument("--tile", type=int, default=1024, help="tile side for large images (0: never tile)")
     p.add_argument("--overlap", type=int, default=128, help="tile overlap in pixels")
     _add_scale_options(p)

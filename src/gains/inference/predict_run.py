@@ -11,14 +11,16 @@ from typing import Any
 from gains.atomic import atomic_write
 from gains.engine.distributed import resolve_device
 from gains.errors import InputError
+from gains.formats import geojson, imagej
+from gains.formats.records import records_from_instances
 from gains.inference.loading import load_model, resolve_scale
-from gains.inference.predictor import Predictor
+from gains.inference.predictor import Instance, Predictor
 from gains.inference.writers import coco_results, write_ga, write_labels, write_overlay
 from gains.inputs import PlaneChoice, check_input, read_planes
 from gains.intensity import Normalisation
 from gains.sysinfo import peak_rss_mib
 
-FORMATS = ("coco", "labels", "overlay", "ga")
+FORMATS = ("coco", "labels", "overlay", "ga", "imagej", "geojson")
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
@@ -108,8 +110,20 @@ def _predict_into(out: Path, files: list[Path], predictor: Predictor, norm: Norm
             write_overlay(out / f"{stem}_overlay.png", pixels, instances, norm)
         if "ga" in formats:
             write_ga(out, stem, instances, h, w)
+        if "imagej" in formats or "geojson" in formats:
+            _write_outlines(out, stem, instances, categories, formats)
     if "coco" in formats:
         doc = {"images": images, "categories": [{"id": c["id"], "name": c["name"]} for c in categories]}
         atomic_write(out / "results.json", lambda fh: fh.write(json.dumps(results).encode()))
         atomic_write(out / "images.json", lambda fh: fh.write(json.dumps(doc).encode()))
     return total
+
+
+def _write_outlines(out: Path, stem: str, instances: list[Instance], categories: list[dict[str, Any]],
+                    formats: list[str]) -> None:
+    """``<stem>_rois.zip`` (Fiji ROI set) and/or ``<stem>.geojson`` (QuPath detections), overlaps kept."""
+    records = records_from_instances(instances, categories)  # traced once, shared by both writers
+    if "imagej" in formats:
+        imagej.write(records, out / f"{stem}_rois.zip")
+    if "geojson" in formats:
+        geojson.write(records, out / f"{stem}.geojson", object_type="detection", stem=stem)

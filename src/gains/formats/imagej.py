@@ -1,0 +1,83 @@
+"""ImageJ / Fiji ROI sets: a ``.zip`` of one ``.roi`` per instance, encoded by roifile.
+
+Open one in Fiji with File > Open (or drag it onto the ROI Manager) after opening the image. Each
+instance is one ROI, named ``<id>_<category>_<score>`` (``<id>_<category>`` for ground truth) and
+stroked in its category's colour; its properties (Edit > Selection > Properties, or ``Roi.getProperty``
+in a macro) hold ``id``, ``category``, ``area_px`` and ``score``. The ROIs keep no stack position (0: every
+plane), as the masks are 2-D.
+
+Coordinates follow :mod:`gains.formats.contours`: integer pixel-edge vertices, so ImageJ's mask of each
+ROI (pixels whose centre is inside) is the instance mask exactly. A single-part instance without holes
+is a traced polygon, the ROI type Fiji's own Wand and Analyze Particles make from a mask. An instance
+with holes or several parts (an object cut in two by another lying on top of it) is a composite
+(``ShapeRoi``, even-odd filled) of all its rings: keeping only the largest part, the other choice, would
+drop pixels, and its area and intensity measurements would no longer be those of the instance. Fiji's
+ROI Manager measures composites like any ROI and splits one into parts with More > Split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from roifile import ROI_OPTIONS, ROI_TYPE, ImagejRoi, roiwrite
+
+from gains.atomic import atomic_path
+from gains.formats.records import Record, check_records
+
+MOVETO, LINETO, CLOSE = 0, 1, 4  # java.awt.geom.PathIterator segment types, as ImageJ stores composites
+
+
+def to_roi(record: Record, id_width: int = 4) -> ImagejRoi:
+    """The ``roifile.ImagejRoi`` of one record (see the module docstring)."""
+    polygons = record.polygons
+    rings = [ring for polygon in polygons for ring in polygon]
+    lo = np.min([r.min(axis=0) for r in rings], axis=0)
+    hi = np.max([r.max(axis=0) for r in rings], axis=0)
+    if len(rings) == 1:
+        roi = ImagejRoi.frompoints(rings[0])  # integer coordinates; floats only beyond ImageJ's int16 range
+        roi.roitype = ROI_TYPE.TRACED
+        roi.options &= ROI_OPTIONS.SUB_PIXEL_RESOLUTION
+    else:
+        path: list[float] = []
+        for ring in rings:
+            path += [MOVETO, *ring[0].tolist()]
+            for x, y in ring[1:].tolist():
+                path += [LINETO, x, y]
+            path.append(CLOSE)
+        roi = ImagejRoi()
+        roi.roitype = ROI_TYPE.RECT
+        roi.multi_coordinates = np.asarray(path, dtype=np.float32)
+        roi.shape_roi_size = len(path)
+    roi.left, roi.top = int(lo[0]), int(lo[1])
+    roi.right, roi.bottom = int(hi[0]), int(hi[1])  # pixel edges: the bounds are the extreme vertices
+    roi.name = record.label(id_width)
+    roi.position = 0
+    roi.stroke_color = bytes((255, *record.colour))  # ARGB, opaque
+    props = {"id": record.id, "category": " ".join(record.category.splitlines()), "area_px": record.area}
+    if record.score is not None:
+        props["score"] = f"{record.score:.6g}"
+    roi.props = "".join(f"{k}: {v}\n" for k, v in sorted(props.items()))  # ImageJ's Roi.getProperties() form
+    return roi
+
+
+def write(records: Sequence[Record], path: str | Path) -> Path:
+    """Write ``records`` as an ImageJ ROI set ``path`` (a ``.zip``; entries ``<name>.roi`` in record order).
+
+    The file is written to a temporary name and renamed, so it is either complete or absent. An empty
+    ``records`` gives an empty archive.
+
+    Raises:
+        ValueError: ``path`` does not end in ``.zip``, or a record is invalid (see
+            :func:`gains.formats.records.check_records`).
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".zip":
+        raise ValueError(f"{path}: an ImageJ ROI set is a .zip file")
+    check_records(records)
+    width = max(4, len(str(max((r.id for r in records), default=0))))
+    rois = [to_roi(r, width) for r in records]
+    with atomic_path(path) as tmp:
+        roiwrite(tmp, rois, name=[roi.name for roi in rois], mode="w")
+    return path
