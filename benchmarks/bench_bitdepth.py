@@ -2,7 +2,7 @@
 trained with ``model.input_norm=percentile`` (the default) and ``dtype`` (the old behaviour), same config,
 seed and iterations, through the CLI; both scored on the same held-out scenes (also 12-bit).
 
-    .venv/bin/python benchmarks/bench_bitdepth.py [--iters 150] [--out /tmp/bench_bitdepth]
+    .venv/bin/python benchmarks/bench_bitdepth.py [--iters 150] [--size 256] [--out /tmp/bench_bitdepth]
 
 Writes ``benchmarks/results/bench_bitdepth.json`` and prints a table: first and last loss (mean of 10
 iterations), held-out segm/AP, bbox/AP, f1_50, aji_gains and the number of detections at score >= 0.5.
@@ -47,13 +47,15 @@ def gains(*args: str) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--iters", type=int, default=150)
+    p.add_argument("--size", type=int, default=256, help="scene side in pixels")
     p.add_argument("--out", type=Path, default=Path("/tmp/bench_bitdepth"))
     args = p.parse_args()
     out = args.out
     data = {}
     for split, n, seed in (("train", 48, 0), ("val", 12, 1)):
         if not (out / f"{split}12" / "annotations.json").exists():
-            gains("synth", "touch", "--n", str(n), "--size", "256", "--seed", str(seed), "--out", str(out / split))
+            gains("synth", "touch", "--n", str(n), "--size", str(args.size), "--seed", str(seed),
+                  "--out", str(out / split))
             to_twelve_bit(out / split, out / f"{split}12")
         data[split] = out / f"{split}12" / "annotations.json"
     sample = np.asarray(__import__("tifffile").imread(next((out / "train12" / "images").glob("*.tif"))))
@@ -67,6 +69,7 @@ def main() -> int:
             gains("train", "--config", "synthetic_touch_cpu",
                   "--set", "data.synthetic=null", "--set", f"data.train={data['train']}",
                   "--set", f"data.val={data['val']}", "--set", f"model.input_norm={mode}",
+                  "--set", f"model.min_size_train=[{args.size}]", "--set", f"model.min_size_test={args.size}",
                   *[x for s in sched for x in ("--set", s)], "--out", str(run), "--quiet")
         gains("eval", str(run), "--data", str(data["val"]), "--out", str(run / "eval"), "--device", "cpu")
         metrics = json.loads((run / "eval" / "METRICS.json").read_text())
