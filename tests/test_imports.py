@@ -52,6 +52,15 @@ def test_packages_import_downhill_only() -> None:
     assert not problems, problems
 
 
+def test_nothing_imports_the_napari_plugin() -> None:
+    """gains.napari is a leaf shell over gains.inference: no other module imports it (nor napari or Qt)."""
+    problems = [f"{file.relative_to(SRC)} imports {name}" for file in SRC.rglob("*.py") if "napari" not in file.parts
+                for name in imported_names(file) if name.split(".")[0] in ("napari", "magicgui", "qtpy")
+                or name == "gains.napari" or name.startswith("gains.napari.")]
+    assert not problems, problems
+    assert "gains.inference.writers" in imported_names(SRC / "napari" / "layers.py")
+
+
 def test_scan_sees_real_imports() -> None:
     assert "numpy" in imported_names(SRC / "gamm" / "maps.py")
     assert "gains.gamm.kernels" in imported_names(SRC / "gamm" / "maps.py")

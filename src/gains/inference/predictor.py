@@ -9,6 +9,7 @@ by the seam, merged as the union of their masks; remaining duplicates are remove
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,8 +120,10 @@ class Predictor:
         size = self.tile or max(height, width)
         return [(y, x, min(y + size, height), min(x + size, width)) for y in starts(height) for x in starts(width)]
 
-    def predict(self, pixels: np.ndarray) -> list[Instance]:
+    def predict(self, pixels: np.ndarray, progress: Callable[[int, int], None] | None = None) -> list[Instance]:
         """Instances of an (H, W) or (H, W, C) image, by descending score.
+
+        ``progress(done, total)`` is called after each tile (once for a whole image).
 
         Raises:
             ValueError: pixels the normalisation refuses (non-finite values).
@@ -129,9 +132,15 @@ class Predictor:
         scaling = self.normalisation.fit(pixels)
         boxes = self.tiles(h, w)
         if len(boxes) == 1:
-            return sorted(self._run(pixels, 0, 0, self.scale, scaling), key=lambda i: -i.score)
-        per_tile = [(b, self._run(pixels[b[0] : b[2], b[1] : b[3]], b[0], b[1], self.scale or 1.0, scaling))
-                    for b in boxes]
+            found = sorted(self._run(pixels, 0, 0, self.scale, scaling), key=lambda i: -i.score)
+            if progress is not None:
+                progress(1, 1)
+            return found
+        per_tile = []
+        for k, b in enumerate(boxes):
+            per_tile.append((b, self._run(pixels[b[0] : b[2], b[1] : b[3]], b[0], b[1], self.scale or 1.0, scaling)))
+            if progress is not None:
+                progress(k + 1, len(boxes))
         return merge_tiles(per_tile)
 
 

@@ -1,0 +1,99 @@
+"""napari layers from plain arrays, with no napari or Qt import (testable without a viewer).
+
+A layer is napari's "layer data tuple" ``(data, kwargs, layer_type)``, the form readers return and
+``viewer.add_<layer_type>(data, **kwargs)`` takes. Instances become Labels layers, not Shapes outlines:
+a Labels layer keeps every pixel of a mask exactly (holes, thin parts), can be edited with napari's
+paint tools and exported as a label image, while polygon outlines would need contour tracing that loses
+pixels and grows slow with thousands of objects. A label image holds one value per pixel, so overlapping
+instances are split into the fewest layers in which none overlap (``gains.inference.writers.label_layers``);
+instance k (score order) has label value k + 1 in whichever layer it lands, so values are unique across
+layers, and each layer's ``features`` table holds its own instances (columns ``index`` = label value,
+``category_id``, ``category``, ``score``, ``area``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gains.inference.predictor import Instance
+from gains.inference.writers import ga_image, label_layers
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def image_layer(pixels: np.ndarray, name: str) -> LayerData:
+    """The image: (H, W) grey, (H, W, 3|4) RGB(A), or (H, W, C) other channels split into one layer each."""
+    kwargs: dict[str, Any] = {"name": name}
+    if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
+        kwargs["rgb"] = True
+    elif pixels.ndim == 3:
+        kwargs["channel_axis"] = 2
+        kwargs["name"] = [f"{name} [{c}]" for c in range(pixels.shape[-1])]
+    return pixels, kwargs, "image"
+
+
+def layer_of_instances(instances: list[Instance], layers: list[np.ndarray]) -> list[int]:
+    """Which of ``layers`` (from ``label_layers``) holds each instance: the layer with value k + 1 at the
+    instance's first mask pixel."""
+    found = []
+    for k, inst in enumerate(instances):
+        m = inst.mask
+        r, c = np.argwhere(m.mask)[0]
+        found.append(next(j for j, layer in enumerate(layers) if layer[m.y0 + r, m.x0 + c] == k + 1))
+    return found
+
+
+def instance_layers(instances: list[Instance], height: int, width: int, categories: list[dict[str, Any]],
+                    name: str, scores: bool = True) -> list[LayerData]:
+    """Labels layers of (possibly overlapping) instances, each with its features table (module docstring).
+
+    Args:
+        instances: by descending score (as a ``Predictor`` returns them); mask crops in image pixels.
+        categories: [{id, name}] to name ``category_id``s (unknown ids are named by their number).
+        name: layer name stem: ``"<name> instances"``, or ``"<name> instances <k>"`` for k = 0, 1, ...
+            when overlaps need more than one layer.
+        scores: False for ground truth, which has no score column.
+    """
+    names = {int(c["id"]): str(c["name"]) for c in categories}
+    arrays = label_layers(instances, height, width)
+    where = layer_of_instances(instances, arrays)
+    out = []
+    for j, array in enumerate(arrays):
+        members = [k for k, w in enumerate(where) if w == j]
+        features: dict[str, Any] = {
+            "index": np.array([k + 1 for k in members], dtype=np.int64),
+            "category_id": np.array([instances[k].category_id for k in members], dtype=np.int64),
+            "category": [names.get(instances[k].category_id, str(instances[k].category_id)) for k in members],
+            "area": np.array([int(np.count_nonzero(instances[k].mask.mask)) for k in members], dtype=np.int64),
+        }
+        if scores:
+            features["score"] = np.array([instances[k].score for k in members], dtype=np.float64)
+        label = f"{name} instances" if len(arrays) == 1 else f"{name} instances {j}"
+        out.append((array, {"name": label, "features": features, "opacity": 0.5}, "labels"))
+    return out
+
+
+def ga_layer(ga: np.ndarray, name: str) -> LayerData:
+    """The GA map (float32 (H, W), 1 = no anomaly) as an additive inferno Image layer named ``"<name> GA"``."""
+    top = float(np.max(ga)) if ga.size else 1.0
+    kwargs = {"name": f"{name} GA", "colormap": "inferno", "blending": "additive",
+              "contrast_limits": [1.0, top if top > 1.0 else 2.0]}
+    return ga, kwargs, "image"
+
+
+def result_layers(pixels: np.ndarray | None, instances: list[Instance], categories: list[dict[str, Any]],
+                  name: str, height: int, width: int, ga: np.ndarray | None = None, scores: bool = True
+                  ) -> list[LayerData]:
+    """Image (when ``pixels`` is given), instance Labels layers and GA map (when any) of one image.
+
+    ``ga`` defaults to the per-pixel maximum of the instances' predicted GA maps (``writers.ga_image``).
+    """
+    out = [image_layer(pixels, name)] if pixels is not None else []
+    out += instance_layers(instances, height, width, categories, name, scores=scores)
+    if ga is None:
+        ga = ga_image(instances, height, width)
+    if ga is not None:
+        out.append(ga_layer(ga, name))
+    return out
