@@ -39,3 +39,13 @@ def test_segment_refuses_a_missing_model(tmp_path: Path) -> None:
     assert next(gen) == (0, 0, "loading model")
     with pytest.raises(InputError, match=r"none\.pt"):
         next(gen)
+
+
+def test_segment_turns_bad_settings_and_pixels_into_one_line(tiny_run: Path) -> None:
+    gen = segment(str(tiny_run), np.zeros((64, 64), np.uint8), "img", tile=64, overlap=64, device="cpu")
+    next(gen)
+    with pytest.raises(InputError, match="tile 64, overlap 64: overlap must be smaller than the tile"):
+        next(gen)
+    bad = np.full((64, 64), np.nan, np.float32)
+    with pytest.raises(InputError, match="layer 'img': "):
+        drain(segment(str(tiny_run), bad, "img", device="cpu"))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from gains.errors import InputError
 from gains.inference.loading import load_model
 from gains.inference.predictor import Predictor
 from gains.intensity import Normalisation
@@ -47,12 +48,16 @@ def segment(model: str, pixels: np.ndarray, name: str, score_thresh: float = 0.5
         tile: tile side, None for the whole image at once.
 
     Raises:
-        InputError: an unusable model; ValueError: settings the predictor refuses (overlap >= tile).
+        InputError: an unusable model, settings the predictor refuses (overlap >= tile) or pixels it
+            refuses (non-finite values).
     """
     yield 0, 0, "loading model"
     net, cfg, categories, torch_device = _cached_model(str(model), device, _stamp(str(model)))
-    predictor = Predictor(net, categories, torch_device, tile=tile, overlap=overlap, score_thresh=score_thresh,
-                          normalisation=Normalisation.of_model(cfg.model))
+    try:
+        predictor = Predictor(net, categories, torch_device, tile=tile, overlap=overlap, score_thresh=score_thresh,
+                              normalisation=Normalisation.of_model(cfg.model))
+    except ValueError as exc:
+        raise InputError(f"tile {tile}, overlap {overlap}: {exc}") from exc
     steps: queue.Queue[tuple[int, int]] = queue.Queue()
     result: dict[str, Any] = {}
 
@@ -72,6 +77,8 @@ def segment(model: str, pixels: np.ndarray, name: str, score_thresh: float = 0.5
     while (step := steps.get())[0] >= 0:
         yield step[0], step[1], "predicting"
     thread.join()
+    if isinstance(result.get("error"), ValueError) and not isinstance(result["error"], InputError):
+        raise InputError(f"layer {name!r}: {result['error']}") from result["error"]  # e.g. non-finite pixels
     if "error" in result:
         raise result["error"]
     instances = result["instances"]
