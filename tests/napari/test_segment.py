@@ -24,7 +24,7 @@ def drain(gen):
 def test_segment_reports_each_tile_and_returns_layers(tiny_run: Path) -> None:
     pixels = (np.random.default_rng(1).random((160, 150)) * 255).astype(np.uint8)
     steps, layers = drain(segment(str(tiny_run), pixels, "img", score_thresh=0.0, tile=96, overlap=32, device="cpu"))
-    assert steps[0] == (0, 0, "loading model")
+    assert steps[0] == (0, 0, "loading model") and steps[1][2].startswith("scale")  # the scale note
     tiles = [(d, t) for d, t, what in steps if what == "predicting"]
     assert tiles == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]  # 2 x 2 tiles of 96 px with 32 px overlap
     labels = [kw for _, kw, kind in layers if kind == "labels"]
@@ -43,9 +43,8 @@ def test_segment_refuses_a_missing_model(tmp_path: Path) -> None:
 
 def test_segment_turns_bad_settings_and_pixels_into_one_line(tiny_run: Path) -> None:
     gen = segment(str(tiny_run), np.zeros((64, 64), np.uint8), "img", tile=64, overlap=64, device="cpu")
-    next(gen)
     with pytest.raises(InputError, match="tile 64, overlap 64: overlap must be smaller than the tile"):
-        next(gen)
+        drain(gen)
     bad = np.full((64, 64), np.nan, np.float32)
     with pytest.raises(InputError, match="layer 'img': "):
         drain(segment(str(tiny_run), bad, "img", device="cpu"))

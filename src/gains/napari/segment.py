@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from gains.errors import InputError
-from gains.inference.loading import load_model
+from gains.inference.loading import load_model, resolve_scale
 from gains.inference.predictor import Predictor
 from gains.intensity import Normalisation
 from gains.napari.layers import LayerData, result_layers
@@ -39,13 +39,15 @@ def _cached_model(model: str, device: str, stamp: float) -> tuple[Any, Any, list
 
 
 def segment(model: str, pixels: np.ndarray, name: str, score_thresh: float = 0.5, tile: int | None = 1024,
-            overlap: int = 128, device: str = "auto") -> Generator[Progress, None, list[LayerData]]:
+            overlap: int = 128, device: str = "auto", object_size: float | None = None
+            ) -> Generator[Progress, None, list[LayerData]]:
     """Yield progress while segmenting ``pixels`` ((H, W) or (H, W, C)); return its instance and GA layers.
 
     Args:
         model: what ``gains.inference.loading.load_model`` takes (a run folder, a ``.pt`` file).
         name: layer name stem (the image layer's name).
-        tile: tile side, None for the whole image at once.
+        tile: tile side in network pixels (as ``gains predict --tile``), None for the whole image at once.
+        object_size: the objects' typical diameter in pixels (``--object-size``); None: the model's scale rule.
 
     Raises:
         InputError: an unusable model, settings the predictor refuses (overlap >= tile) or pixels it
@@ -53,9 +55,11 @@ def segment(model: str, pixels: np.ndarray, name: str, score_thresh: float = 0.5
     """
     yield 0, 0, "loading model"
     net, cfg, categories, torch_device = _cached_model(str(model), device, _stamp(str(model)))
+    scale, note = resolve_scale(cfg.model, None, object_size)
+    yield 0, 0, note
     try:
-        predictor = Predictor(net, categories, torch_device, tile=tile, overlap=overlap, score_thresh=score_thresh,
-                              normalisation=Normalisation.of_model(cfg.model))
+        predictor = Predictor(net, categories, torch_device, tile=tile, overlap=overlap, scale=scale,
+                              score_thresh=score_thresh, normalisation=Normalisation.of_model(cfg.model))
     except ValueError as exc:
         raise InputError(f"tile {tile}, overlap {overlap}: {exc}") from exc
     steps: queue.Queue[tuple[int, int]] = queue.Queue()

@@ -1,4 +1,4 @@
-"""The dock widget: pick a model, an image layer, a score threshold and tiling; segment on a worker thread.
+"""The dock widget: pick a model, an image layer, score threshold, object size and tiling; segment on a worker thread.
 
 A thin shell over ``gains.napari.segment`` (no Qt there): the work runs in a ``thread_worker`` so the
 viewer stays responsive; its progress fills the widget's bar, and the returned layers replace the
@@ -36,16 +36,18 @@ class GainsWidget(Container):
                               tooltip="a shipped model name, a run folder or a .pt checkpoint")
         self.image = ComboBox(label="image", choices=self._image_choices)
         self.score = FloatSpinBox(label="score threshold", value=0.5, min=0.0, max=1.0, step=0.05)
+        self.object_size = SpinBox(label="object size (0 = model's)", value=0, min=0, max=10000,
+                                   tooltip="typical object diameter in pixels; the image is scaled to the model's")
         self.tile = SpinBox(label="tile (0 = whole)", value=1024, min=0, max=65536, step=64,
-                            tooltip="images larger than this are cut into overlapping tiles")
+                            tooltip="tile side in network pixels; larger images are cut into overlapping tiles")
         self.overlap = SpinBox(label="tile overlap", value=128, min=0, max=8192, step=16,
                                tooltip="should exceed the largest object's half size")
         self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
         self.run_button = PushButton(text="Segment")
         self.progress = ProgressBar(label="progress", value=0, min=0, max=1)
         self.status = Label(label="", value="")
-        self.extend([self.model, self.image, self.score, self.tile, self.overlap, self.device, self.run_button,
-                     self.progress, self.status])
+        self.extend([self.model, self.image, self.score, self.object_size, self.tile, self.overlap, self.device,
+                     self.run_button, self.progress, self.status])
         self.worker = None
         self.run_button.changed.connect(self.run)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
@@ -80,7 +82,7 @@ class GainsWidget(Container):
         tile = int(self.tile.value) or None
         work = thread_worker(segment, start_thread=False, ignore_errors=True)  # _failed reports them
         self.worker = work(model, pixels, layer.name, float(self.score.value), tile, int(self.overlap.value),
-                           str(self.device.value))
+                           str(self.device.value), float(self.object_size.value) or None)
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(lambda layers: self._on_done(layers, layer))
         self.worker.errored.connect(self._failed)
