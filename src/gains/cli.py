@@ -224,8 +224,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                        description="Synthesise scenes, compute GA maps, train GAInS on the CPU, evaluate, predict "
                                    "and write an HTML report.")
     p.add_argument("--out", type=Path, default=Path("demo_out"))
-    p.add_argument("--minutes", type=float, default=3.0, help="training budget in wall-clock minutes (the "
-                   "whole demo takes about 1.5 minutes more)")
+    p.add_argument("--minutes", type=float, default=3.5, help="training budget in wall-clock minutes (the "
+                   "whole demo takes about a minute more)")
     p.add_argument("--size", type=int, default=256, help="scene side in pixels")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)

@@ -34,12 +34,12 @@ def demo_config(minutes: float, size: int, n_train: int, n_val: int, workers: in
                   "ga_rois_per_image": 16},
         "train": {"device": "cpu", "max_iters": iters, "max_minutes": minutes, "batch_size": 2, "lr": 0.02,
                   "warmup_iters": max(1, iters // 20), "steps": [int(iters * 0.8), int(iters * 0.93)],
-                  "clip_grad_norm": 10.0, "amp": "bf16", "checkpoint_period": 0, "eval_period": 15,
+                  "clip_grad_norm": 10.0, "amp": "bf16", "checkpoint_period": 0, "eval_period": 40,
                   "log_period": 20},
     }
 
 
-def run_demo(out: str | Path, minutes: float = 3.0, size: int = 256, n_train: int = 40, n_val: int = 10,
+def run_demo(out: str | Path, minutes: float = 3.5, size: int = 256, n_train: int = 40, n_val: int = 10,
              progress: bool = True) -> Path:
     """Run every stage into ``out`` (training for ``minutes`` of wall-clock time); returns ``report.html``."""
     from gains.data.synth import write_synthetic
