@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from gains.errors import InputError
+from gains.intensity import LEGACY_MODE
 from gains.presets import resolve_config
 
 
@@ -200,7 +201,7 @@ def saved_config(data: dict[str, Any]) -> Config:
     data = {k: dict(v) if isinstance(v, dict) else v for k, v in (data or {}).items()}
     model = data.setdefault("model", {})
     if isinstance(model, dict):
-        model.setdefault("input_norm", "dtype")
+        model.setdefault("input_norm", LEGACY_MODE)
     return config_from_dict(data)
 
 

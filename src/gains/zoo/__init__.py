@@ -132,11 +132,4 @@ def pack(checkpoint: dict[str, Any], folder: Path, name: str, fields: dict[str, 
     return info
 
 
-def summary_line(name: str) -> str:
-    """``name  architecture  data  held-out metric`` for ``gains models``."""
-    info = card(name)
-    return f"{name:12s} {info.get('summary', '')}"
-
-
-__all__ = ["PART_BYTES", "card", "check_spec", "is_name", "load", "names", "pack", "read_bytes", "summary_line",
-           "write_parts"]
+__all__ = ["PART_BYTES", "card", "check_spec", "is_name", "load", "names", "pack", "read_bytes", "write_parts"]
