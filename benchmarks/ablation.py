@@ -12,10 +12,10 @@ bootstrap 95% confidence interval and a two-sided sign test.
 probe of each variant, keeps 15% for evaluation, and sets the iteration count (the same for both models;
 warm-up and LR steps scaled with it). Runs resume when their folder holds a run with the same settings.
 With ``--equal-time`` (needs ``--budget-minutes``) each model gets the same training time instead of the
-same iterations: the cheaper baseline trains for proportionally more iterations, as a user with a fixed CPU
-budget would run it; results go to ``<preset>-equal-time``. The split comes from the probe's early steps,
-which can under-state GAInS's later cost (isbi2014: probe 0.84 against 0.85 s/it, whole runs 450 against
-331 s); the report's training seconds per model say how equal the times came out.
+same iterations, as a user with a fixed CPU budget would run it: every run trains for the same
+``train.max_minutes`` (what one run of the equal-iteration job would take), its LR schedule on the elapsed
+fraction, so the cheaper baseline reaches more iterations; results go to ``<preset>-equal-time`` and the
+report gives the iterations each model reached.
 
 ``--init NAME`` starts both variants from the same pretrained backbone, FPN and RPN (a shipped model such as
 ``nuclei`` or a checkpoint; the RoI heads are freshly initialised for both, so neither inherits the other's);
@@ -37,7 +37,6 @@ import numpy as np
 from harness import (
     SUMMARY,
     choose_iterations,
-    equal_time_iterations,
     evaluate_run,
     job_arguments,
     mean_std,
@@ -45,12 +44,15 @@ from harness import (
     paired_rows,
     per_category,
     preset_config,
+    reached_iterations,
     read_eval,
     run_config,
+    run_minutes,
     spread,
     step_seconds,
     train_or_resume,
     with_iterations,
+    with_time_budget,
 )
 
 VARIANTS = ("gains", "maskrcnn")
@@ -77,10 +79,12 @@ def main() -> None:
     out = args.out / (args.preset + init + ("-equal-time" if args.equal_time else ""))
     iters, probe = choose_iterations(args, {v: run_config(base, v, 0) for v in VARIANTS}, len(args.seeds), out,
                                      t_start)
-    per_variant = dict.fromkeys(VARIANTS, iters or base.train.max_iters)
     if args.equal_time:
-        per_variant = equal_time_iterations(iters, probe)
-    bases = {v: with_iterations(base, n) if iters else base for v, n in per_variant.items()}
+        minutes = run_minutes(iters, probe)
+        bases = dict.fromkeys(VARIANTS, with_time_budget(base, minutes, min(probe.values())))
+    else:
+        bases = dict.fromkeys(VARIANTS, with_iterations(base, iters) if iters else base)
+    reached: dict[str, list[int]] = {v: [] for v in VARIANTS}
     runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     images: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     train_s: dict[str, list[float]] = {v: [] for v in VARIANTS}
@@ -94,6 +98,7 @@ def main() -> None:
             else:
                 train_s[variant].append(train_or_resume(cfg, run))
                 metrics, per_image = evaluate_run(cfg, run, args.device)
+            reached[variant].append(reached_iterations(run))
             runs[variant].append(metrics)
             images[variant].append(per_image)
             print(f"{args.preset} seed {seed} {variant:8s} " + " ".join(f"{k} {metrics[k]:.4f}" for k in SUMMARY),
@@ -103,15 +108,17 @@ def main() -> None:
     diffs = paired(images["gains"], images["maskrcnn"])
     wall = time.perf_counter() - t_start
     result = {"preset": args.preset, "config": name, "overrides": args.overrides, "seeds": args.seeds,
-              "iters": per_variant if args.equal_time else per_variant["gains"],
-              "equal_time": args.equal_time, "amp": base.train.amp, "budget_minutes": args.budget_minutes,
+              "init": args.init, "iters": reached, "equal_time": args.equal_time,
+              "max_minutes": bases["gains"].train.max_minutes, "amp": base.train.amp,
+              "budget_minutes": args.budget_minutes,
               "probe_s_per_iter": probe, "train_s": train_s, "wall_s": wall, "summary": table,
               "per_category": categories, "per_seed": runs, "paired_per_image": diffs}
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps(result, indent=1))
     mean_train = {v: float(np.mean(t)) for v, t in train_s.items()}
-    label = (f"equal training time: gains {per_variant['gains']}, maskrcnn {per_variant['maskrcnn']} iterations"
-             if args.equal_time else f"{per_variant['gains']} iterations")
+    its = {v: round(float(np.mean(n))) for v, n in reached.items()}
+    label = (f"equal training time {bases['gains'].train.max_minutes:.1f} min: gains {its['gains']}, maskrcnn "
+             f"{its['maskrcnn']} iterations (mean over seeds)" if args.equal_time else f"{its['gains']} iterations")
     lines = [f"### {args.preset} ({name}, {label}, amp {base.train.amp}, "
              f"seeds {args.seeds}{', ' + ' '.join(args.overrides) if args.overrides else ''})", "",
              ("" if args.report_only else f"Whole job {wall / 60:.1f} min; ")

@@ -143,9 +143,12 @@ def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
     rows = []
     for d in jobs:
         g, m, a = d["summary"]["gains"], d["summary"]["maskrcnn"], d["paired_per_image"]["aji_gains"]
-        n = d["iters"]  # one count, or {model: count} for an equal-training-time job
-        rows.append([d["preset"] + (", equal time" if d.get("equal_time") else ""),
-                     f"{n['gains']} / {n['maskrcnn']}" if isinstance(n, dict) else str(n), str(len(d["seeds"])),
+        n = d["iters"]  # one count, {model: count} or {model: [count per seed]}
+        if isinstance(n, dict):
+            n = {v: round(sum(c) / len(c)) if isinstance(c, list) else c for v, c in n.items()}
+            n = str(n["gains"]) if n["gains"] == n["maskrcnn"] else f"{n['gains']} / {n['maskrcnn']}"
+        rows.append([d["preset"] + (", equal time" if d.get("equal_time") else "")
+                     + (f", from {Path(d['init']).name}" if d.get("init") else ""), str(n), str(len(d["seeds"])),
                      f"{g['segm/AP']['mean']:.3f}",
                      f"{m['segm/AP']['mean']:.3f}", f"{a['mean']:+.3f} [{a['ci_low']:+.3f}, {a['ci_high']:+.3f}]",
                      f"{a['wins']}/{a['losses']}"])

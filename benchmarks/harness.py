@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GAINS_SHARED", ROOT.parent / "shared"))
 PRESETS = {"synthetic-overlap": "synthetic_overlap", "synthetic-touch": "synthetic_touch",
            "synthetic-cross": "synthetic_cross", "isbi2014": "isbi2014", "dsb2018-cluster": "dsb2018_cluster"}
-SUMMARY = ("segm/AP", "segm/AP50", "aji_gains", "aji", "pq")
-PAIRED = ("aji_gains", "aji", "aji_plus", "pq", "f1_50", "dsb_score")
+SUMMARY = ("segm/AP", "segm/AP50", "aji_gains", "aji", "pq", "contact_iou", "contact_recall50")
+PAIRED = ("aji_gains", "aji", "aji_plus", "pq", "f1_50", "dsb_score", "contact_iou", "contact_recall50")
 PROBE_ITERS, EVAL_RESERVE = 16, 0.15
 # Steps after the first few dozen cost more than the probe's (more positive RoIs reach the mask and anomaly
 # branches as the RPN learns): on synthetic-overlap (2026-11-27) 1.42x the probe for gains and 1.12x for
 # maskrcnn, 1.28x for the pair; the budget plans with this factor.
 LATE_STEP_FACTOR = 1.3
+BENCH_DATA = Path(tempfile.gettempdir()) / "gains_bench_data"  # real data converted once for the speed benchmarks
 
 
 def job_arguments(description: str, seeds: list[int], out: str, budget: bool = True) -> argparse.ArgumentParser:
@@ -48,6 +50,14 @@ def job_arguments(description: str, seeds: list[int], out: str, budget: bool = T
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / out)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p
+
+
+def parse_arm(text: str) -> tuple[str, list[str]]:
+    """``NAME:KEY=VALUE,KEY=VALUE`` (a named set of ``--set`` overrides) -> (NAME, [KEY=VALUE, ...])."""
+    name, _, sets = text.partition(":")
+    if not name or any("=" not in s for s in sets.split(",") if s):
+        raise SystemExit(f"--arm {text!r}: expected NAME:KEY=VALUE,...")
+    return name, [s for s in sets.split(",") if s]
 
 
 def prepare_real_data(preset: str, cache: Path) -> list[str]:
@@ -153,11 +163,28 @@ def choose_iterations(args: argparse.Namespace, probes: dict[str, Config], runs_
     return iters, probe
 
 
-def equal_time_iterations(iters: int, probe: dict[str, float]) -> dict[str, int]:
-    """Per-model iterations with the same training time for every model and the same total as ``iters`` for
-    each: model v gets ``iters * mean(probe) / probe[v]`` (``probe``: seconds per iteration)."""
-    mean = sum(probe.values()) / len(probe)
-    return {v: int(iters * mean / s) for v, s in probe.items()}
+def run_minutes(iters: int, probe: dict[str, float]) -> float:
+    """Training minutes of one run in a job planned for ``iters`` iterations per run: the probe's mean seconds
+    per iteration times ``LATE_STEP_FACTOR``, so an equal-time job costs what the equal-iteration job would."""
+    return iters * sum(probe.values()) / len(probe) * LATE_STEP_FACTOR / 60
+
+
+def with_time_budget(base: Config, minutes: float, fastest_s_per_iter: float, headroom: float = 2.0) -> Config:
+    """``base`` trained for ``minutes`` of training time (``train.max_minutes``; the LR schedule runs on the
+    elapsed fraction). ``train.max_iters`` becomes a cap of ``headroom`` times what the fastest probed model
+    would reach, so no model stops at it; warm-up and LR steps keep their fractions of the preset's run."""
+    cap = max(10, int(headroom * minutes * 60 / fastest_s_per_iter))
+    scale = cap / base.train.max_iters
+    steps = [max(1, int(s * scale)) for s in base.train.steps]
+    warmup = int(base.train.warmup_iters * scale)
+    return apply_overrides(base, [f"train.max_minutes={minutes:.4f}", f"train.max_iters={cap}", f"train.steps={steps}",
+                                  f"train.warmup_iters={warmup}", f"train.eval_period={cap}",
+                                  f"train.checkpoint_period={cap}"])
+
+
+def reached_iterations(run: Path) -> int:
+    """Iterations a finished run trained for (``train_summary.json``)."""
+    return int(json.loads((run / "train_summary.json").read_text())["iterations"])
 
 
 def train_or_resume(cfg: Config, run: Path) -> float:
@@ -198,7 +225,9 @@ def read_eval(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict]]:
     if not (folder / "METRICS.json").exists():
         raise SystemExit(f"{folder}: no finished evaluation (METRICS.json)")
     with open(folder / "METRICS_per_image.csv") as fh:
-        images = {(r["image_id"], r["category"]): {k: float(r[k]) for k in PAIRED} for r in csv.DictReader(fh)}
+        # evaluations from before the contact metrics lack their columns: NaN, left out of the pairs
+        images = {(r["image_id"], r["category"]): {k: float(r.get(k) or "nan") for k in PAIRED}
+                  for r in csv.DictReader(fh)}
     return json.loads((folder / "METRICS.json").read_text()), images
 
 
@@ -213,8 +242,12 @@ def step_seconds(run: Path) -> float:
 
 
 def mean_std(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    return {k: {"mean": float(np.mean([m[k] for m in runs])), "std": float(np.std([m[k] for m in runs]))}
-            for k in SUMMARY}
+    """{metric: {mean, std}} over runs of every SUMMARY metric (NaN where a run lacks it: the contact metrics
+    of a category without contacts, or evaluations from before they existed)."""
+    def values(k: str) -> np.ndarray:
+        return np.asarray([np.nan if m.get(k) is None else m[k] for m in runs], dtype=float)
+
+    return {k: {"mean": float(np.mean(values(k))), "std": float(np.std(values(k)))} for k in SUMMARY}
 
 
 def spread(stat: dict[str, float]) -> str:

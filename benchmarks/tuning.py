@@ -9,7 +9,10 @@ training wall minutes, segm/AP, segm/AP50, aji_gains, aji, pq and segm/AP per ca
 paired difference of aji_gains and aji against the preset (bootstrap 95% CI, sign test).
 
     .venv/bin/python benchmarks/tuning.py --preset isbi2014 --seeds 0 1 --minutes-per-run 4.5 \\
-        [--setting 'NAME=KEY=VALUE;KEY=VALUE' ...]
+        [--setting 'NAME=KEY=VALUE;KEY=VALUE' ...] [--variant gains|maskrcnn]
+
+``--iters N`` instead of ``--minutes-per-run`` trains every setting for the same N iterations (no probe):
+an accuracy A/B of settings that change speed, at equal training.
 
 Default candidates (from the preset's own values): input images 0.75x and 1.33x, anchors a quarter of the
 preset's (only where its smallest anchor is 16 px or more), ``ga_rois_per_image`` 8 and 64, and 64 sampled
@@ -96,7 +99,10 @@ def probe_seconds(configs: dict[str, Config], folder) -> dict[str, float]:
 
 def main() -> None:
     p = job_arguments(__doc__.splitlines()[0], [0, 1], "tuning", budget=False)
-    p.add_argument("--minutes-per-run", type=float, required=True, help="training wall time of every run")
+    length = p.add_mutually_exclusive_group(required=True)
+    length.add_argument("--minutes-per-run", type=float, help="training wall time of every run")
+    length.add_argument("--iters", type=int, help="the same iterations for every setting instead (no probe)")
+    p.add_argument("--variant", choices=("gains", "maskrcnn"), default="gains")
     p.add_argument("--setting", action="append", default=[], metavar="NAME=KEY=VALUE;KEY=VALUE",
                    help="replace the default candidates (repeatable)")
     args = p.parse_args()
@@ -105,15 +111,17 @@ def main() -> None:
                                args.out.parent / "ablation" / "data")
     settings = {PRESET: []} | (dict(map(parse_setting, args.setting)) if args.setting else candidates(base))
     out = args.out / args.preset
-    configs = {s: run_config(base, "gains", 0, o) for s, o in settings.items()}
-    probe = probe_seconds(configs, out)
-    iters = {s: int(args.minutes_per_run * 60 / (probe[s] * LATE_STEP_FACTOR)) for s in settings}
+    if args.iters:
+        probe, iters = dict.fromkeys(settings), dict.fromkeys(settings, args.iters)
+    else:
+        probe = probe_seconds({s: run_config(base, args.variant, 0, o) for s, o in settings.items()}, out)
+        iters = {s: int(args.minutes_per_run * 60 / (probe[s] * LATE_STEP_FACTOR)) for s in settings}
     runs: dict[str, list[dict]] = {s: [] for s in settings}
     images: dict[str, list[dict]] = {s: [] for s in settings}
     train_s: dict[str, list[float]] = {s: [] for s in settings}
     for seed in args.seeds:
         for setting, overrides in settings.items():
-            cfg = with_iterations(run_config(base, "gains", seed, overrides), iters[setting])
+            cfg = with_iterations(run_config(base, args.variant, seed, overrides), iters[setting])
             run = out / f"{slug(setting)}_s{seed}"
             train_s[setting].append(train_or_resume(cfg, run))
             metrics, per_image = evaluate_run(cfg, run, args.device)
@@ -126,21 +134,24 @@ def main() -> None:
     diffs = {s: paired(images[s], images[PRESET]) for s in settings if s != PRESET}
     wall = time.perf_counter() - t_start
     result = {"preset": args.preset, "config": name, "overrides": args.overrides, "seeds": args.seeds,
-              "minutes_per_run": args.minutes_per_run, "settings": settings, "probe_s_per_iter": probe,
+              "minutes_per_run": args.minutes_per_run, "variant": args.variant, "settings": settings,
+              "probe_s_per_iter": probe,
               "iters": iters, "train_s": train_s, "wall_s": wall, "summary": table, "per_category": categories,
               "per_seed": runs, "paired_vs_preset": diffs}
     out.mkdir(parents=True, exist_ok=True)
     (out / "tuning.json").write_text(json.dumps(result, indent=1))
     cats = sorted({c for per in categories.values() for c in per})
-    lines = [f"### Equal-time tuning, {args.preset} ({name}, GAInS, {args.minutes_per_run:g} min of training per "
-             f"run, seeds {args.seeds}; whole job {wall / 60:.1f} min)", "",
+    length = f"{args.iters} iterations" if args.iters else f"{args.minutes_per_run:g} min of training"
+    lines = [f"### {'Equal-iteration' if args.iters else 'Equal-time'} tuning, {args.preset} ({name}, {args.variant}, "
+             f"{length} per run, seeds {args.seeds}; whole job {wall / 60:.1f} min)", "",
              "| setting | probe s/it | iterations | train min | " + " | ".join(SUMMARY)
              + "".join(f" | {c} segm/AP" for c in cats) + " |", "|---" * (len(SUMMARY) + len(cats) + 4) + "|"]
     for s, t in table.items():
         cells = [spread(t[k]) for k in SUMMARY] + [
             spread(categories[s][c]["segm/AP"]) if c in categories[s] else "-" for c in cats]
         minutes = sum(train_s[s]) / len(train_s[s]) / 60
-        lines.append(f"| {s} | {probe[s]:.2f} | {iters[s]} | {minutes:.1f} | " + " | ".join(cells) + " |")
+        probed = "-" if probe[s] is None else f"{probe[s]:.2f}"
+        lines.append(f"| {s} | {probed} | {iters[s]} | {minutes:.1f} | " + " | ".join(cells) + " |")
     lines += settings_paired_rows(diffs)
     (out / "tuning.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -77,9 +77,14 @@ def test_ablation_summary_has_one_row_per_job() -> None:
            "paired_per_image": {"aji_gains": {"mean": 0.0138, "ci_low": 0.002, "ci_high": 0.026, "wins": 31,
                                               "losses": 14}}}
     timed = {**job, "iters": {"gains": 200, "maskrcnn": 290}, "equal_time": True}
-    lines = load_bench_docs().ablation_summary([job, timed])
+    per_seed = {**job, "iters": {"gains": [199, 201, 203], "maskrcnn": [290, 291, 289]}, "equal_time": True,
+                "init": "nuclei"}
+    same = {**job, "iters": {"gains": [304] * 3, "maskrcnn": [304] * 3}}
+    lines = load_bench_docs().ablation_summary([job, timed, per_seed, same])
     assert lines[2] == "| isbi2014 | 304 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] | 31/14 |"
     assert lines[3] == "| isbi2014, equal time | 200 / 290 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] | 31/14 |"
+    assert lines[4].startswith("| isbi2014, equal time, from nuclei | 201 / 290 | 3 |")
+    assert lines[5] == lines[2]
 
 
 def test_every_block_of_the_real_document_has_a_source() -> None:

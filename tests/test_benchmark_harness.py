@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pytest
 
 from gains.config import load_config
@@ -92,6 +93,12 @@ def test_real_data_presets_stop_with_a_clear_message_without_the_data(tmp_path, 
     assert not (tmp_path / "cache").exists()
 
 
+def test_mean_std_leaves_missing_contact_metrics_nan() -> None:
+    runs = [{k: 0.5 for k in harness.SUMMARY}, {**{k: 0.25 for k in harness.SUMMARY}, "contact_iou": None}]
+    table = harness.mean_std(runs)
+    assert table["segm/AP"] == {"mean": 0.375, "std": 0.125} and np.isnan(table["contact_iou"]["mean"])
+
+
 def test_per_category_mean_and_spread() -> None:
     runs = [{"per_category": {"cell": {k: v for k in harness.SUMMARY}, "nucleus": {k: 0.0 for k in harness.SUMMARY}}}
             for v in (0.25, 0.75)]
@@ -110,9 +117,15 @@ def test_read_eval_and_step_seconds(tmp_path) -> None:
         harness.read_eval(run)
     (run / "eval" / "METRICS.json").write_text(json.dumps({"segm/AP": 0.5}))
     header = "image_id,file_name,category," + ",".join(harness.PAIRED)
-    (run / "eval" / "METRICS_per_image.csv").write_text(header + "\n7,a.png,cell," + ",".join(["0.25"] * 6) + "\n")
+    rows = ["7,a.png,cell," + ",".join(["0.25"] * len(harness.PAIRED)),
+            "8,b.png,cell," + ",".join(["0.5"] * (len(harness.PAIRED) - 2) + ["nan", "nan"])]  # no contact instance
+    (run / "eval" / "METRICS_per_image.csv").write_text("\n".join([header, *rows]) + "\n")
     metrics, images = harness.read_eval(run)
-    assert metrics == {"segm/AP": 0.5} and images == {("7", "cell"): dict.fromkeys(harness.PAIRED, 0.25)}
+    assert metrics == {"segm/AP": 0.5} and images[("7", "cell")] == dict.fromkeys(harness.PAIRED, 0.25)
+    assert np.isnan(images[("8", "cell")]["contact_iou"]) and images[("8", "cell")]["aji"] == 0.5
+    old = "image_id,file_name,category,aji_gains\n9,c.png,cell,0.75\n"  # an evaluation from before the contact metrics
+    (run / "eval" / "METRICS_per_image.csv").write_text(old)
+    assert harness.read_eval(run)[1][("9", "cell")]["aji_gains"] == 0.75
     lines = [{"iter": 0, "time": 1.5}, {"iter": 1, "time": 2.0}, {"iter": 1, "split": "val", "segm/AP": 0.1}]
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     assert harness.step_seconds(run) == 3.5
@@ -161,12 +174,29 @@ def test_tuning_settings_parse_and_name_folders() -> None:
     assert tuning.slug("images x0.75") == "images_x0.75"
 
 
-def test_equal_time_iterations_give_every_model_the_same_time_and_total() -> None:
-    probe = {"gains": 1.5, "maskrcnn": 1.0}  # seconds per iteration
-    per = harness.equal_time_iterations(100, probe)
-    assert per == {"gains": 83, "maskrcnn": 125}
-    assert abs(per["gains"] * 1.5 - per["maskrcnn"] * 1.0) <= 1.5  # same training time, to one step
-    assert abs(sum(per[v] * probe[v] for v in probe) - 100 * sum(probe.values())) <= sum(probe.values())
+def test_time_budget_keeps_the_schedule_fractions_and_a_cap_no_model_reaches() -> None:
+    base = harness.with_iterations(load_config("synthetic_overlap_cpu"), 600)  # steps [450, 550], warm-up 100
+    cfg = harness.with_time_budget(base, 5.0, fastest_s_per_iter=0.5)
+    assert cfg.train.max_minutes == 5.0
+    assert cfg.train.max_iters == 1200  # 2 x the 600 iterations the fastest model would reach in 5 minutes
+    assert cfg.train.steps == [900, 1100] and cfg.train.warmup_iters == 200
+    assert cfg.train.checkpoint_period == 1200
+    probe = {"gains": 1.5, "maskrcnn": 1.0}
+    assert harness.run_minutes(100, probe) == pytest.approx(100 * 1.25 * harness.LATE_STEP_FACTOR / 60)
+
+
+def test_parse_arm_names_a_set_of_overrides() -> None:
+    assert harness.parse_arm("fast:model.box_batch_size_per_image=64,model.ga_rois_per_image=8") == (
+        "fast", ["model.box_batch_size_per_image=64", "model.ga_rois_per_image=8"])
+    assert harness.parse_arm("preset:") == ("preset", [])
+    for bad in (":model.x=1", "name:novalue"):
+        with pytest.raises(SystemExit, match="expected NAME:KEY=VALUE"):
+            harness.parse_arm(bad)
+
+
+def test_reached_iterations_reads_the_train_summary(tmp_path) -> None:
+    (tmp_path / "train_summary.json").write_text('{"iterations": 137, "stop_reason": "max_minutes"}')
+    assert harness.reached_iterations(tmp_path) == 137
 
 
 def test_settings_paired_rows_name_each_setting_and_metric() -> None:
@@ -174,3 +204,40 @@ def test_settings_paired_rows_name_each_setting_and_metric() -> None:
     lines = harness.settings_paired_rows({"anchors /4": {"aji_gains": stat, "aji": {}, "pq": stat}})
     assert lines[0] == "" and "against preset" in lines[1]
     assert lines[3:] == ["| anchors /4: aji_gains | -0.0200 | [-0.0400, -0.0030] | 3/12 | 0.0352 |"]
+
+
+def _fake_run(run, segm_ap: float, aji: dict[str, float], step_s: float) -> None:
+    import json
+
+    (run / "eval").mkdir(parents=True)
+    (run / "eval" / "METRICS.json").write_text(json.dumps(dict.fromkeys(harness.SUMMARY, segm_ap)))
+    header = "image_id,file_name,category," + ",".join(harness.PAIRED)
+    rows = [f"{i},{i}.png,cell," + ",".join([str(v)] * len(harness.PAIRED)) for i, v in aji.items()]
+    (run / "eval" / "METRICS_per_image.csv").write_text("\n".join([header, *rows]) + "\n")
+    (run / "metrics.jsonl").write_text(json.dumps({"iter": 0, "time": step_s}) + "\n")
+
+
+def test_compare_jobs_pairs_the_same_variant_and_seed(tmp_path) -> None:
+    compare_jobs = pytest.importorskip("compare_jobs")
+    for seed in (0, 1):
+        _fake_run(tmp_path / "a" / f"gains_s{seed}", 0.4, {"1": 0.5, "2": 0.5, "3": 0.5}, 2.0)
+        _fake_run(tmp_path / "b" / f"gains_s{seed}", 0.6, {"1": 0.75, "2": 0.75, "3": 0.25}, 1.0)
+    result, lines = compare_jobs.compare(tmp_path / "a", tmp_path / "b", ("before", "after"), [0, 1])
+    assert list(result["variants"]) == ["gains"]  # no maskrcnn runs in either job
+    g = result["variants"]["gains"]
+    assert g["summary"]["after"]["segm/AP"]["mean"] == pytest.approx(0.6)
+    aji = g["paired_per_image"]["aji"]
+    assert aji["mean"] == pytest.approx((0.25 + 0.25 - 0.25) / 3) and (aji["wins"], aji["losses"]) == (4, 2)
+    assert g["step_seconds"] == {"before": [2.0, 2.0], "after": [1.0, 1.0]}
+    assert lines[0].startswith("**gains** (seeds [0, 1]; summed step time per run: before 2 s, after 1 s)")
+    with pytest.raises(SystemExit, match="no variant has finished"):
+        compare_jobs.compare(tmp_path / "a", tmp_path / "b", ("before", "after"), [0, 1, 2])
+
+
+def test_profile_table_gives_each_part_its_share_of_the_step() -> None:
+    profile_step = pytest.importorskip("profile_step")
+    median = dict.fromkeys(profile_step.PARTS, 0.0) | {"data": 0.5, "anomaly bwd": 0.25, "mask branch bwd": 0.75}
+    lines = profile_step.table({"gains": {"median_s": median, "parts_step_s": 1.0, "plain_step_s": 1.1}})
+    assert lines[0] == "| part | gains |"
+    assert "| anomaly bwd | 0.250 (25%) |" in lines and "| mask branch bwd | 0.750 (75%) |" in lines
+    assert lines[-2:] == ["| sum of parts (no data) | 1.000 |", "| uncut step | 1.100 |"]

@@ -1,0 +1,97 @@
+"""Training speed as users meet it: ``gains train`` of each arm (a variant and its settings) for a few dozen
+iterations from scratch, arms alternated over rounds, median step time after the first few iterations.
+
+An arm is ``NAME:KEY=VALUE,KEY=VALUE`` (``--set`` overrides of the preset). The default arms compare GAInS
+with its baseline at the preset's settings and at the settings the CPU presets had before 2026-12-02
+(128 box RoIs per image, the anomaly branch on up to 32 positive RoIs per image).
+
+    .venv/bin/python benchmarks/bench_train_cli.py --preset synthetic-overlap [--iters 40] [--rounds 2]
+        [--arm NAME:KEY=VALUE,...]... [--json OUT.json]
+
+Step times are the ``time`` of each iteration in ``metrics.jsonl`` (the forward, backward and optimizer
+step; data loading is not in it). Every run has the machine to itself only if nothing else runs: the
+arms are alternated so that a slower stretch of the machine is shared between them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness
+
+from gains.config import load_config
+
+OLD_CPU = "model.box_batch_size_per_image=128,model.ga_rois_per_image=32"
+DEFAULT_ARMS = (f"gains-before:model.variant=gains,{OLD_CPU}", f"maskrcnn-before:model.variant=maskrcnn,{OLD_CPU}",
+                "gains:model.variant=gains", "maskrcnn:model.variant=maskrcnn")
+
+
+def run_arm(preset: str, data_sets: list[str], sets: list[str], iters: int, run: Path) -> tuple[list[float], float]:
+    """(step times, wall seconds of the whole command) of one ``gains train`` run."""
+    cmd = [sys.executable, "-m", "gains", "train", "--config", harness.PRESETS[preset] + "_cpu", "--out", str(run),
+           "--quiet", "--set", f"train.max_iters={iters}", "--set", "train.eval_period=0",
+           "--set", "train.checkpoint_period=0"]
+    for s in [*data_sets, *(["data.val=null"] if data_sets else []), *sets]:
+        cmd += ["--set", s]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    wall = time.perf_counter() - t0
+    return harness.step_times(run), wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", choices=sorted(harness.PRESETS), required=True)
+    p.add_argument("--iters", type=int, default=40)
+    p.add_argument("--skip", type=int, default=5, help="first iterations left out of the median")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--arm", action="append", default=[], metavar="NAME:KEY=VALUE,...")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    arms = dict(harness.parse_arm(a) for a in (args.arm or DEFAULT_ARMS))
+    batch = load_config(harness.PRESETS[args.preset] + "_cpu").train.batch_size
+    data_sets = [] if args.preset.startswith("synthetic") else harness.prepare_real_data(args.preset,
+                                                                                          harness.BENCH_DATA)
+    times: dict[str, list[float]] = {n: [] for n in arms}
+    walls: dict[str, list[float]] = {n: [] for n in arms}
+    with tempfile.TemporaryDirectory(prefix="gains_bench_train_") as tmp:
+        for r in range(args.rounds):
+            for name, sets in arms.items():
+                steps, wall = run_arm(args.preset, data_sets, sets, args.iters, Path(tmp) / f"{name}-{r}")
+                times[name] += steps[args.skip:]
+                walls[name].append(wall)
+                print(f"round {r} {name}: median step {statistics.median(steps[args.skip:]):.3f} s, "
+                      f"command {wall:.0f} s", file=sys.stderr)
+    median = {n: statistics.median(t) for n, t in times.items()}
+    result = {"preset": args.preset, "iters": args.iters, "skip": args.skip, "rounds": args.rounds,
+              "arms": {n: {"sets": arms[n], "median_step_s": round(median[n], 4), "steps": len(times[n]),
+                           "images_per_s": round(batch / median[n], 3), "command_s": [round(w, 1) for w in walls[n]]}
+                       for n in arms}}
+    for n in arms:
+        print(f"{n:<18} median step {median[n]:.3f} s")
+    pairs = [("gains", "maskrcnn"), ("gains-before", "maskrcnn-before")]
+    for a, b in pairs:
+        if a in median and b in median:
+            result[f"{a}/{b}"] = round(median[a] / median[b], 3)
+            print(f"{a} / {b}: {median[a] / median[b]:.2f}x")
+    for v in ("gains", "maskrcnn"):
+        if v in median and f"{v}-before" in median:
+            result[f"{v} speed-up"] = round(median[f"{v}-before"] / median[v], 3)
+            print(f"{v}: {median[f'{v}-before'] / median[v]:.2f}x faster than before")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
