@@ -39,6 +39,7 @@ from harness import (
     choose_iterations,
     evaluate_run,
     job_arguments,
+    mean_ga_weight,
     mean_std,
     paired,
     paired_rows,
@@ -56,6 +57,7 @@ from harness import (
 )
 
 VARIANTS = ("gains", "maskrcnn")
+MATCHED = "gains-matched"  # GAInS with the mask-loss weight that gives it the baseline's mean mask-loss weight
 
 
 def main() -> None:
@@ -64,6 +66,9 @@ def main() -> None:
                    help="same training time per model instead of same iterations (with --budget-minutes)")
     p.add_argument("--init", metavar="NAME", help="start both variants from the backbone, FPN and RPN of a shipped "
                    "model or checkpoint (model.weights=NAME, model.weights_heads=false: fresh heads for both)")
+    p.add_argument("--matched-arm", action="store_true",
+                   help=f"a third model, {MATCHED}: GAInS with model.mask_loss_weight = 1 / (mean GA weight of "
+                   "its mask-loss pixels on the training set), so its mean mask-loss weight equals the baseline's")
     p.add_argument("--report-only", action="store_true",
                    help="summarise finished runs from their eval/ folders (training time = sum of step times)")
     args = p.parse_args()
@@ -77,63 +82,91 @@ def main() -> None:
     name, base = preset_config(args.preset, args.gpu, args.device, args.overrides, args.out / "data")
     init = f"-init-{Path(args.init).name}" if args.init else ""
     out = args.out / (args.preset + init + ("-equal-time" if args.equal_time else ""))
-    iters, probe = choose_iterations(args, {v: run_config(base, v, 0) for v in VARIANTS}, len(args.seeds), out,
-                                     t_start)
+    arms: dict[str, tuple[str, list[str]]] = {v: (v, []) for v in VARIANTS}
+    matched = None
+    if args.matched_arm:
+        matched = matched_weight(base, out / "_ga_weight")
+        arms[MATCHED] = ("gains", [f"model.mask_loss_weight={matched['mask_loss_weight']:.4f}"])
+    iters, probe = choose_iterations(args, {v: run_config(base, v, 0) for v in VARIANTS},
+                                     len(args.seeds) * len(arms) / len(VARIANTS), out, t_start)
     if args.equal_time:
         minutes = run_minutes(iters, probe)
-        bases = dict.fromkeys(VARIANTS, with_time_budget(base, minutes, min(probe.values())))
+        timed = with_time_budget(base, minutes, min(probe.values()))
     else:
-        bases = dict.fromkeys(VARIANTS, with_iterations(base, iters) if iters else base)
-    reached: dict[str, list[int]] = {v: [] for v in VARIANTS}
-    runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
-    images: dict[str, list[dict]] = {v: [] for v in VARIANTS}
-    train_s: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        timed = with_iterations(base, iters) if iters else base
+    reached: dict[str, list[int]] = {a: [] for a in arms}
+    runs: dict[str, list[dict]] = {a: [] for a in arms}
+    images: dict[str, list[dict]] = {a: [] for a in arms}
+    train_s: dict[str, list[float]] = {a: [] for a in arms}
     for seed in args.seeds:
-        for variant in VARIANTS:
-            cfg = run_config(bases[variant], variant, seed)
-            run = out / f"{variant}_s{seed}"
+        for arm, (variant, extra) in arms.items():
+            cfg = run_config(timed, variant, seed, extra)
+            run = out / f"{arm}_s{seed}"
             if args.report_only:
                 metrics, per_image = read_eval(run)
-                train_s[variant].append(step_seconds(run))
+                train_s[arm].append(step_seconds(run))
             else:
-                train_s[variant].append(train_or_resume(cfg, run))
+                train_s[arm].append(train_or_resume(cfg, run))
                 metrics, per_image = evaluate_run(cfg, run, args.device)
-            reached[variant].append(reached_iterations(run))
-            runs[variant].append(metrics)
-            images[variant].append(per_image)
-            print(f"{args.preset} seed {seed} {variant:8s} " + " ".join(f"{k} {metrics[k]:.4f}" for k in SUMMARY),
+            reached[arm].append(reached_iterations(run))
+            runs[arm].append(metrics)
+            images[arm].append(per_image)
+            print(f"{args.preset} seed {seed} {arm:13s} " + " ".join(f"{k} {metrics[k]:.4f}" for k in SUMMARY),
                   flush=True)
-    table = {v: mean_std(runs[v]) for v in VARIANTS}
-    categories = {v: per_category(runs[v]) for v in VARIANTS}
+    table = {a: mean_std(runs[a]) for a in arms}
+    categories = {a: per_category(runs[a]) for a in arms}
     diffs = paired(images["gains"], images["maskrcnn"])
+    pairs = {f"{MATCHED} - maskrcnn": paired(images[MATCHED], images["maskrcnn"]),
+             f"{MATCHED} - gains": paired(images[MATCHED], images["gains"])} if MATCHED in arms else {}
     wall = time.perf_counter() - t_start
     result = {"preset": args.preset, "config": name, "overrides": args.overrides, "seeds": args.seeds,
               "init": args.init, "iters": reached, "equal_time": args.equal_time,
-              "max_minutes": bases["gains"].train.max_minutes, "amp": base.train.amp,
-              "budget_minutes": args.budget_minutes,
-              "probe_s_per_iter": probe, "train_s": train_s, "wall_s": wall, "summary": table,
-              "per_category": categories, "per_seed": runs, "paired_per_image": diffs}
+              "max_minutes": timed.train.max_minutes, "amp": base.train.amp, "budget_minutes": args.budget_minutes,
+              "matched": matched, "probe_s_per_iter": probe, "train_s": train_s, "wall_s": wall, "summary": table,
+              "per_category": categories, "per_seed": runs, "paired_per_image": diffs, "paired_more": pairs}
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps(result, indent=1))
-    mean_train = {v: float(np.mean(t)) for v, t in train_s.items()}
-    its = {v: round(float(np.mean(n))) for v, n in reached.items()}
-    label = (f"equal training time {bases['gains'].train.max_minutes:.1f} min: gains {its['gains']}, maskrcnn "
-             f"{its['maskrcnn']} iterations (mean over seeds)" if args.equal_time else f"{its['gains']} iterations")
-    lines = [f"### {args.preset} ({name}, {label}, amp {base.train.amp}, "
-             f"seeds {args.seeds}{', ' + ' '.join(args.overrides) if args.overrides else ''})", "",
-             ("" if args.report_only else f"Whole job {wall / 60:.1f} min; ")
-             + f"training {mean_train['gains']:.0f} s per gains run, {mean_train['maskrcnn']:.0f} s per maskrcnn run"
-             + (" (sum of step times)." if args.report_only else "."), "",
-             "| metric | gains | maskrcnn |", "|---|---|---|"]
-    lines += [f"| {k} | {spread(table['gains'][k])} | {spread(table['maskrcnn'][k])} |" for k in SUMMARY]
-    if len(categories["gains"]) > 1:
-        lines += ["", "| category | metric | gains | maskrcnn |", "|---|---|---|---|"]
-        lines += [f"| {c} | {k} | {spread(t[k])} | {spread(categories['maskrcnn'][c][k])} |"
-                  for c, t in categories["gains"].items() for k in ("segm/AP", "aji_gains")]
-    lines += ["", "| per-image paired difference (gains - maskrcnn) | mean | 95% CI | wins/losses | sign p |",
-              "|---|---|---|---|---|", *paired_rows(diffs)]
+    lines = report(args, name, base, timed, result, wall)
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def matched_weight(base, folder: Path) -> dict[str, float]:
+    """The third arm's mask-loss weight: the baseline's 1.0 over the mean GA weight of GAInS's mask-loss
+    pixels (``harness.mean_ga_weight`` on the training set), with the reference's 0.75 for comparison."""
+    mean = mean_ga_weight(base, folder)
+    return {"mean_ga_weight": round(mean, 4), "mask_loss_weight": round(1.0 / mean, 4),
+            "reference_mean_weight": round(0.75 * mean, 4)}
+
+
+def report(args, name: str, base, timed, result: dict, wall: float) -> list[str]:
+    """The job's markdown: heading, training time, a column per model, per category, paired differences."""
+    arms, table, categories = list(result["summary"]), result["summary"], result["per_category"]
+    mean_train = {a: float(np.mean(t)) for a, t in result["train_s"].items()}
+    its = {a: round(float(np.mean(n))) for a, n in result["iters"].items()}
+    label = (f"equal training time {timed.train.max_minutes:.1f} min: "
+             + ", ".join(f"{a} {its[a]}" for a in arms) + " iterations (mean over seeds)"
+             if args.equal_time else f"{its['gains']} iterations")
+    lines = [f"### {args.preset} ({name}, {label}, amp {base.train.amp}, "
+             f"seeds {args.seeds}{', ' + ' '.join(args.overrides) if args.overrides else ''})", "",
+             ("" if args.report_only else f"Whole job {wall / 60:.1f} min; ") + "training "
+             + ", ".join(f"{mean_train[a]:.0f} s per {a} run" for a in arms)
+             + (" (sum of step times)." if args.report_only else "."), ""]
+    if result.get("matched"):
+        m = result["matched"]
+        lines += [f"{MATCHED}: mean GA weight of the mask-loss pixels on the training set {m['mean_ga_weight']:.3f},"
+                  f" so the reference's 0.75 gives GAInS a mean mask-loss weight of {m['reference_mean_weight']:.3f};"
+                  f" {MATCHED} uses {m['mask_loss_weight']:.3f} (mean weight 1.0, the baseline's).", ""]
+    lines += ["| metric | " + " | ".join(arms) + " |", "|---" * (len(arms) + 1) + "|"]
+    lines += [f"| {k} | " + " | ".join(spread(table[a][k]) for a in arms) + " |" for k in SUMMARY]
+    if len(categories["gains"]) > 1:
+        lines += ["", "| category | metric | " + " | ".join(arms) + " |", "|---" * (len(arms) + 2) + "|"]
+        lines += [f"| {c} | {k} | " + " | ".join(spread(categories[a][c][k]) for a in arms) + " |"
+                  for c in categories["gains"] for k in ("segm/AP", "aji_gains", "contact_iou")]
+    for title, diffs in {"gains - maskrcnn": result["paired_per_image"], **result["paired_more"]}.items():
+        lines += ["", f"| per-image paired difference ({title}) | mean | 95% CI | wins/losses | sign p |",
+                  "|---|---|---|---|---|", *paired_rows(diffs)]
+    return lines
 
 
 if __name__ == "__main__":

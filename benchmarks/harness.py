@@ -187,6 +187,30 @@ def reached_iterations(run: Path) -> int:
     return int(json.loads((run / "train_summary.json").read_text())["iterations"])
 
 
+def mean_ga_weight(cfg: Config, folder: Path) -> float:
+    """Mean GA weight of the pixels GAInS's mask loss sees, on the training set of ``cfg``: for every ground-truth
+    instance the mean of its GA map over its box (the region the M x M crop of a positive RoI samples; each
+    positive RoI overlaps such a box at IoU > 0.5), averaged over all instances. The GA maps are computed into
+    ``folder``, which is removed afterwards. The reference's mask loss weighs BCE by these maps and by 0.75, the
+    baseline's by 1, so a GAInS model trains its masks with 0.75 x this mean of the baseline's weight."""
+    from gains.engine.train import build_train_dataset, resolve_data
+
+    cfg = run_config(cfg, "gains", 0, ["data.hflip=0", "data.vflip=0", "data.rot90=0", "data.jitter=false"])
+    try:
+        train_json, _, images = resolve_data(cfg, folder)
+        data = build_train_dataset(cfg, train_json, images, folder)
+        means = []
+        for k in range(len(data)):
+            _, target = data[k]
+            for (x0, y0, x1, y1), ga in zip(target["boxes"].round().int().tolist(), target["ga_maps"], strict=True):
+                means.append(float(ga[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)].mean()))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if not means:
+        raise SystemExit(f"{cfg.data.train or cfg.data.synthetic}: no training instances to weigh")
+    return float(np.mean(means))
+
+
 def train_or_resume(cfg: Config, run: Path) -> float:
     """Train ``cfg`` into ``run``: resume a run whose settings differ only where ``fit`` may resume across
     (``RESUMABLE_CHANGES``: periods, device, scoring), restart one with other settings; returns the training

@@ -241,3 +241,36 @@ def test_profile_table_gives_each_part_its_share_of_the_step() -> None:
     assert lines[0] == "| part | gains |"
     assert "| anomaly bwd | 0.250 (25%) |" in lines and "| mask branch bwd | 0.750 (75%) |" in lines
     assert lines[-2:] == ["| sum of parts (no data) | 1.000 |", "| uncut step | 1.100 |"]
+
+
+def test_mean_ga_weight_of_overlapping_scenes_lies_in_the_isbi_range(tmp_path) -> None:
+    from gains.engine.train import gamm_params
+
+    cfg = load_config("synthetic_overlap_cpu", ["data.synthetic_train=2", "data.synthetic_size=64"])
+    mean = harness.mean_ga_weight(cfg, tmp_path / "w")
+    # ISBI maps are 1 + ga_factor x (anomaly in [0, 1]); overlapping cells light some pixels up
+    assert 1.0 < mean < 1.0 + gamm_params(cfg).ga_factor
+    assert not (tmp_path / "w").exists()
+    assert harness.mean_ga_weight(cfg, tmp_path / "again") == mean  # the same scenes, the same maps
+
+
+def test_ablation_report_has_a_column_per_model_and_the_matched_arm_pairs() -> None:
+    import argparse
+
+    ablation = pytest.importorskip("ablation")
+    stat = {"mean": 0.5, "std": 0.0}
+    models = ("gains", "maskrcnn", ablation.MATCHED)
+    diff = {"aji": {"mean": 0.01, "ci_low": -0.01, "ci_high": 0.03, "wins": 5, "losses": 4, "sign_p": 1.0}}
+    result = {"summary": {m: dict.fromkeys(harness.SUMMARY, stat) for m in models},
+              "per_category": {m: {"cell": dict.fromkeys(harness.SUMMARY, stat)} for m in models},
+              "train_s": {m: [100.0, 120.0] for m in models}, "iters": {m: [304, 304] for m in models},
+              "matched": {"mean_ga_weight": 1.04, "mask_loss_weight": 0.9615, "reference_mean_weight": 0.78},
+              "paired_per_image": diff, "paired_more": {f"{ablation.MATCHED} - maskrcnn": diff}}
+    args = argparse.Namespace(preset="isbi2014", equal_time=False, seeds=[0, 1], overrides=[], report_only=True)
+    base = load_config("isbi2014_cpu")
+    lines = ablation.report(args, "isbi2014_cpu", base, base, result, 0.0)
+    assert lines[0].startswith("### isbi2014 (isbi2014_cpu, 304 iterations, amp bf16, seeds [0, 1])")
+    assert "110 s per gains-matched run" in lines[2]
+    assert "| metric | gains | maskrcnn | gains-matched |" in lines
+    assert any("uses 0.962 (mean weight 1.0" in ln for ln in lines)
+    assert sum(ln.startswith("| per-image paired difference") for ln in lines) == 2

@@ -1,0 +1,151 @@
+"""One scale rule whatever the image size: held-out scenes predicted alone, and the same scenes tiled into one
+mosaic predicted whole and in tiles, all through ``gains predict`` and scored with ``gains score``.
+
+The scenes are held-out images of one size from a COCO json (default: the ``nuclei`` model's cluster test
+part, made by ``benchmarks/zoo.py --model nuclei --out DIR --stage prepare``), laid out ``--grid R C``; the
+mosaic's ground truth is the scenes' instances shifted into place. With the model's scale rule the three
+scores should agree (before the rule, an image up to the tile size was shrunk to the test size: a 1024 px
+mosaic of sixteen 256 px scenes lost three quarters of its AP).
+
+    .venv/bin/python benchmarks/bench_mosaic.py [--model nuclei] [--data DIR/data/all/test_cluster.json]
+        [--grid 3 3] [--tile 512] [--json benchmarks/results/bench_mosaic.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from gains.imageio import read_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pick_scenes(doc: dict, count: int) -> list[dict]:
+    """The first ``count`` images (by id) of the most common size."""
+    size = Counter((i["height"], i["width"]) for i in doc["images"]).most_common(1)[0][0]
+    same = sorted((i for i in doc["images"] if (i["height"], i["width"]) == size), key=lambda i: i["id"])
+    if len(same) < count:
+        raise SystemExit(f"only {len(same)} images of {size[0]}x{size[1]}; a smaller --grid is needed")
+    return same[:count]
+
+
+def instance_mask(ann: dict, h: int, w: int) -> np.ndarray:
+    seg = ann["segmentation"]
+    rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg, list) else seg
+    if isinstance(rle, list):
+        rle = mask_utils.merge(rle)
+    if isinstance(rle.get("counts"), list):
+        rle = mask_utils.frPyObjects(rle, h, w)
+    return mask_utils.decode(rle).astype(bool)
+
+
+def gt_entry(image_id: int, ann_id: int, category: int, mask: np.ndarray) -> dict:
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    box = [float(v) for v in mask_utils.toBbox(rle)]
+    rle["counts"] = rle["counts"].decode()
+    return {"id": ann_id, "image_id": image_id, "category_id": category, "segmentation": rle,
+            "area": float(mask.sum()), "bbox": box, "iscrowd": 0}
+
+
+def build(doc: dict, images_dir: Path, grid: tuple[int, int], out: Path) -> tuple[list[Path], Path, Path, Path]:
+    """Write the scenes and the mosaic as RGB PNGs and their ground truths; returns (scene files, scenes gt,
+    mosaic file, mosaic gt). Image ids follow ``gains predict``: 1.. in the order the files are given."""
+    rows, cols = grid
+    scenes = pick_scenes(doc, rows * cols)
+    h, w = scenes[0]["height"], scenes[0]["width"]
+    by_image: dict[int, list[dict]] = {}
+    for a in doc["annotations"]:
+        by_image.setdefault(a["image_id"], []).append(a)
+    mosaic = np.zeros((rows * h, cols * w, 3), np.uint8)
+    files, scene_gt, mosaic_gt = [], [], []
+    for k, info in enumerate(scenes):
+        img = read_image(images_dir / info["file_name"])
+        img = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
+        path = out / f"scene_{k:02d}.png"
+        Image.fromarray(img).save(path)
+        files.append(path)
+        r, c = divmod(k, cols)
+        mosaic[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
+        for a in by_image.get(info["id"], []):
+            m = instance_mask(a, h, w)
+            scene_gt.append(gt_entry(k + 1, len(scene_gt) + 1, a["category_id"], m))
+            big = np.zeros(mosaic.shape[:2], bool)
+            big[r * h:(r + 1) * h, c * w:(c + 1) * w] = m
+            mosaic_gt.append(gt_entry(1, len(mosaic_gt) + 1, a["category_id"], big))
+    Image.fromarray(mosaic).save(out / "mosaic.png")
+    cats = doc["categories"]
+    scenes_json, mosaic_json = out / "scenes_gt.json", out / "mosaic_gt.json"
+    scenes_json.write_text(json.dumps({"images": [{"id": k + 1, "file_name": f.name, "height": h, "width": w}
+                                                  for k, f in enumerate(files)],
+                                       "annotations": scene_gt, "categories": cats}))
+    mosaic_json.write_text(json.dumps({"images": [{"id": 1, "file_name": "mosaic.png", "height": rows * h,
+                                                   "width": cols * w}], "annotations": mosaic_gt,
+                                       "categories": cats}))
+    return files, scenes_json, out / "mosaic.png", mosaic_json
+
+
+def gains(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "gains", *args], check=True, capture_output=True, text=True)
+    return done.stdout + done.stderr
+
+
+def predict_and_score(model: str, inputs: list[Path], gt: Path, work: Path, extra: list[str]) -> dict:
+    log = gains("predict", model, *map(str, inputs), "--out", str(work / "pred"), "--format", "coco", "--quiet",
+                *extra)
+    gains("score", str(gt), str(work / "pred" / "results.json"), "--out", str(work / "score"))
+    metrics = json.loads((work / "score" / "METRICS.json").read_text())
+    scale = [ln for ln in log.splitlines() if "scale" in ln.lower()]
+    return {"segm/AP": metrics["segm/AP"], "segm/AP50": metrics["segm/AP50"], "aji_gains": metrics["aji_gains"],
+            "predicted": len(json.loads((work / "pred" / "results.json").read_text())),
+            "scale_line": scale[0] if scale else ""}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="nuclei")
+    p.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "zoo_nuclei" / "data" / "all"
+                   / "test_cluster.json")
+    p.add_argument("--images", type=Path, help="images folder (default: images/ beside --data)")
+    p.add_argument("--grid", type=int, nargs=2, default=[3, 3], metavar=("ROWS", "COLS"))
+    p.add_argument("--tile", type=int, default=512, help="tile side of the tiled run, network pixels")
+    p.add_argument("--overlap", type=int, default=64)
+    p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "bench_mosaic.json")
+    args = p.parse_args(argv)
+    if not args.data.exists():
+        raise SystemExit(f"{args.data}: not found; make it with benchmarks/zoo.py --model nuclei --out DIR "
+                         "--stage prepare")
+    doc = json.loads(args.data.read_text())
+    with tempfile.TemporaryDirectory(prefix="gains_mosaic_") as tmp:
+        work = Path(tmp)
+        files, scenes_gt, mosaic, mosaic_gt = build(doc, args.images or args.data.parent / "images",
+                                                    tuple(args.grid), work)
+        rows = {
+            "scenes alone": predict_and_score(args.model, files, scenes_gt, work / "alone", []),
+            "mosaic whole": predict_and_score(args.model, [mosaic], mosaic_gt, work / "whole", ["--tile", "0"]),
+            "mosaic tiled": predict_and_score(args.model, [mosaic], mosaic_gt, work / "tiled",
+                                              ["--tile", str(args.tile), "--overlap", str(args.overlap)]),
+        }
+        h, w = json.loads(mosaic_gt.read_text())["images"][0]["height"], \
+            json.loads(mosaic_gt.read_text())["images"][0]["width"]
+    result = {"model": args.model, "data": str(args.data), "grid": args.grid, "mosaic": [h, w],
+              "scene_files": [f.name for f in files], "tile": args.tile, "overlap": args.overlap, "rows": rows}
+    for name, r in rows.items():
+        print(f"{name:<14} segm/AP {r['segm/AP']:.4f}  AP50 {r['segm/AP50']:.4f}  aji_gains {r['aji_gains']:.4f}  "
+              f"{r['predicted']} instances  | {r['scale_line']}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
