@@ -55,7 +55,8 @@ def test_two_processes_write_what_one_process_writes(tiny_run: Path, tmp_path: P
     inputs.mkdir()
     for name in ("a", "b", "d"):  # 3 single images and a 3-plane stack: 6 images, the stack's planes on both ranks
         Image.fromarray((rng.random((64, 72)) * 255).astype(np.uint8)).save(inputs / f"{name}.png")
-    tifffile.imwrite(inputs / "c.tif", (rng.random((3, 64, 64)) * 4000).astype(np.uint16), metadata={"axes": "ZYX"})
+    tifffile.imwrite(inputs / "c.tif", (rng.random((3, 64, 64)) * 4000).astype(np.uint16), photometric="minisblack",
+                     metadata={"axes": "ZYX"})
     common = ["--format", FORMATS, "--score-thresh", "0.0", "--device", "cpu", "--quiet"]
     assert main(["predict", str(tiny_run), str(inputs), "--out", str(tmp_path / "one"), *common]) == 0
     capsys.readouterr()
