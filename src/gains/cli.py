@@ -188,7 +188,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="segment images (tiled when large) and write results",
-                       description="Segment image files or folders with a trained model.")
+                       description="Segment image files or folders with a trained model (one process or "
+                                   "torchrun: each process predicts a share of the images).")
     p.add_argument("checkpoint", type=Path, help="run folder, checkpoint file or shipped model name (gains models)")
     p.add_argument("inputs", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF, OME-TIFF) or folders")
     p.add_argument("--out", type=Path, required=True)
@@ -213,9 +214,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                             overlap=args.overlap, device=args.device, scale=args.scale,
                             score_thresh=args.score_thresh, overrides=args.overrides, progress=not args.quiet,
                             object_size=args.object_size, choice=plane_choice(args))
-    print(summary["scale_note"])
-    print(f"{summary['instances']} instances in {summary['images']} images -> {summary['out']} "
-          f"(peak memory {summary['peak_mib']:.0f} MiB)")
+    if summary["main"]:  # under torchrun, rank 0 reports for all
+        print(summary["scale_note"])
+        print(f"{summary['instances']} instances in {summary['images']} images -> {summary['out']} "
+              f"(peak memory {summary['peak_mib']:.0f} MiB)")
     return 0
 
 

@@ -1,15 +1,19 @@
-"""``gains predict``: segment image files or folders and write the asked-for outputs."""
+"""``gains predict``: segment image files or folders and write the asked-for outputs (one process or torchrun)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gains.atomic import atomic_write
-from gains.engine.distributed import resolve_device
+from gains.engine import distributed as dist
 from gains.errors import InputError
 from gains.formats import geojson, imagej
 from gains.formats.records import records_from_instances
@@ -22,6 +26,7 @@ from gains.sysinfo import peak_rss_mib
 
 FORMATS = ("coco", "labels", "overlay", "ga", "imagej", "geojson")
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+log = logging.getLogger("gains.predict")
 
 
 def input_files(inputs: list[str | Path]) -> list[Path]:
@@ -42,81 +47,193 @@ def input_files(inputs: list[str | Path]) -> list[Path]:
     return files
 
 
+def share(n_images: int, rank: int, world: int) -> list[int]:
+    """Indices (into the run's images, 0..n_images-1) that process ``rank`` of ``world`` predicts.
+
+    Image k goes to process k % world: the shares are disjoint, cover every image, differ in size by at most
+    one, and every process computes all of them from the same ordered input list without talking to the others.
+    """
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in a world of {world}")
+    return list(range(rank, n_images, world))
+
+
 def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, formats: list[str],
                   tile: int | None = 1024, overlap: int = 128, device: str = "auto", scale: float | None = None,
                   score_thresh: float | None = None, overrides: list[str] | None = None,
                   progress: bool = True, object_size: float | None = None,
                   choice: PlaneChoice | None = None) -> dict[str, Any]:
     """Predict every input (the planes and channels ``choice`` picks, see ``gains.inputs``); returns a summary
-    (images = planes predicted, instances, peak memory in MiB, the scale used).
+    (images = planes predicted, instances, peak memory in MiB of the largest process, the scale used, and
+    ``main``: whether this process is the one that reports).
 
-    ``scale`` / ``object_size``: see ``resolve_scale`` (default: the model's own scale rule).
+    ``scale`` / ``object_size``: see ``resolve_scale`` (default: the model's own scale rule). Under ``torchrun``
+    (WORLD_SIZE > 1) each process predicts its ``share`` of the images and writes their files; rank 0 gathers
+    the records and writes ``results.json`` and ``images.json`` exactly as one process would. Every process must
+    see the same output folder (a shared file system when the processes run on several machines).
 
     Raises:
-        InputError: bad inputs or checkpoint; an output folder this call created is removed again.
+        InputError: bad inputs or checkpoint, on every process alike; an output folder this call created is
+            removed again.
     """
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
         raise InputError(f"unknown output format {bad[0]!r}; choose from {', '.join(FORMATS)}")
     files = input_files(inputs)
     choice = choice or PlaneChoice()
-    stems = [f"{f.stem}_{label}" if label else f.stem for f in files for label in check_input(f, choice)]
+    images = [(f, label) for f in files for label in check_input(f, choice)]  # image k has id k + 1
+    stems = [_stem(f, label) for f, label in images]
     clash = next((stem for stem, n in Counter(stems).items() if n > 1), None)  # every header read before the model
     if clash is not None:
         raise InputError(f"{clash}: two inputs (or planes) give the same output name; rename one")
-    torch_device = resolve_device(device)
-    model, cfg, categories = load_model(checkpoint, overrides, torch_device)
-    thresh = score_thresh if score_thresh is not None else cfg.eval.score_thresh
-    norm = Normalisation.of_model(cfg.model)
-    scale, scale_note = resolve_scale(cfg.model, scale, object_size)
-    predictor = Predictor(model, categories, torch_device, tile=tile, overlap=overlap, scale=scale,
-                          score_thresh=thresh, normalisation=norm)
-    out = Path(out)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    torch_device = dist.resolve_device(device)
+    joined = dist.world_size() == 1 and dist.init_distributed(torch_device)  # leave a caller's group alone
+    main = dist.is_main()
     try:
-        total = _predict_into(out, files, predictor, norm, formats, categories, progress, choice)
-    except BaseException:
-        if created:  # a failed run leaves nothing behind (files of an existing folder are kept)
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    return {"images": len(stems), "instances": total, "peak_mib": peak_rss_mib(), "out": str(out),
-            "scale": scale, "scale_note": scale_note}
+        failure = None
+        try:
+            model, cfg, categories = load_model(checkpoint, overrides, torch_device)
+            thresh = score_thresh if score_thresh is not None else cfg.eval.score_thresh
+            norm = Normalisation.of_model(cfg.model)
+            scale, scale_note = resolve_scale(cfg.model, scale, object_size)
+            predictor = Predictor(model, categories, torch_device, tile=tile, overlap=overlap, scale=scale,
+                                  score_thresh=thresh, normalisation=norm)
+        except Exception as exc:  # e.g. out of memory on one GPU: every process stops before the folder is made
+            failure = (-1, exc)
+        _agree(failure)
+        world = dist.world_size()
+        if world > 1 and main:
+            log.info("predicting %d images on %d processes (image k on process k mod %d)", len(images), world, world)
+        out = Path(out)
+        created = _open_out(out)
+        try:
+            total, peak = _predict_into(out, images, predictor, norm, formats, categories, progress and main, choice,
+                                        remove=out if created else None)
+        except BaseException:
+            if created:  # a failed run leaves nothing behind (files of an existing folder are kept)
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+    finally:
+        if joined:
+            dist.cleanup()
+    return {"images": len(images), "instances": total, "peak_mib": peak, "out": str(out), "scale": scale,
+            "scale_note": scale_note, "main": main}
 
 
-def _predict_into(out: Path, files: list[Path], predictor: Predictor, norm: Normalisation, formats: list[str],
-                  categories: list[dict[str, Any]], progress: bool, choice: PlaneChoice) -> int:
-    """Predict and write every file into ``out``; returns the number of instances."""
+def _stem(file: Path, label: str) -> str:
+    """Output name stem of one image: ``<file stem>`` or ``<file stem>_<plane label>`` (e.g. ``cells_z3_t0``)."""
+    return f"{file.stem}_{label}" if label else file.stem
+
+
+def _agree(failure: tuple[int, BaseException] | None, payload: Any = None, remove: Path | None = None) -> list[Any]:
+    """Every process's ``payload`` in rank order, after checking that no process failed.
+
+    ``failure`` is (index of the image that failed, or -1 before any image; the exception). When any process
+    failed, rank 0 first removes the folder ``remove`` (the output folder this run created) while the others
+    wait, so that none exits (and gets the rest stopped by torchrun) before it is gone; then every process
+    raises the failure of the earliest image: its own exception where it is the one, else an ``InputError``
+    with the same line (a ``RuntimeError`` naming the process for other errors).
+    """
+    note = None if failure is None else (failure[0], isinstance(failure[1], InputError), str(failure[1]))
+    parts = dist.all_gather_objects((note, payload))
+    failed = sorted((n[0], r, n[1], n[2]) for r, (n, _) in enumerate(parts) if n is not None)
+    if failed:
+        if remove is not None and dist.is_main():
+            shutil.rmtree(remove, ignore_errors=True)
+        dist.barrier()
+        _, r, is_input, message = failed[0]
+        if failure is not None and r == dist.rank():
+            raise failure[1]
+        raise InputError(message) if is_input else RuntimeError(f"process {r} failed: {message}")
+    return [p for _, p in parts]
+
+
+def _open_out(out: Path) -> bool:
+    """Rank 0 makes ``out``, then every process checks that it sees it; True where this call created it."""
+    created, failure = False, None
+    if dist.is_main():
+        try:
+            created = not out.exists()
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            failure = (-1, exc)
+    _agree(failure)
+    failure = None if out.is_dir() else (-1, InputError(f"{out}: output folder not visible from process "
+                                                        f"{dist.rank()}; give a folder every process shares"))
+    _agree(failure, remove=out if created else None)
+    return created
+
+
+def _predict_into(out: Path, images: list[tuple[Path, str]], predictor: Predictor, norm: Normalisation,
+                  formats: list[str], categories: list[dict[str, Any]], progress: bool, choice: PlaneChoice,
+                  remove: Path | None = None) -> tuple[int, float]:
+    """Predict this process's share of ``images`` (file, plane label) and write their files into ``out``; rank 0
+    writes the whole-run files. Returns (instances of the whole run, largest peak memory of a process in MiB).
+    On a failure anywhere, ``remove`` (the folder this run created, if any) is removed before any process raises."""
+    mine = share(len(images), dist.rank(), dist.world_size())
+    records: list[dict[str, Any]] = []
+    failure = None
+    try:
+        for record in _predict_share(out, images, mine, predictor, norm, formats, categories, progress, choice):
+            records.append(record)
+    except Exception as exc:  # every process learns of it before anyone cleans up
+        failure = (mine[len(records)] if len(records) < len(mine) else len(images), exc)
+    parts = _agree(failure, (records, peak_rss_mib()), remove)
+    merged = sorted((r for recs, _ in parts for r in recs), key=lambda r: r["image"]["id"])
+    failure = None
+    if dist.is_main() and "coco" in formats:
+        try:
+            results = [entry for r in merged for entry in r["results"]]
+            doc = {"images": [r["image"] for r in merged],
+                   "categories": [{"id": c["id"], "name": c["name"]} for c in categories]}
+            atomic_write(out / "results.json", lambda fh: fh.write(json.dumps(results).encode()))
+            atomic_write(out / "images.json", lambda fh: fh.write(json.dumps(doc).encode()))
+        except Exception as exc:
+            failure = (len(images), exc)
+    _agree(failure, remove=remove)
+    return sum(r["instances"] for r in merged), max(peak for _, peak in parts)
+
+
+def _predict_share(out: Path, images: list[tuple[Path, str]], mine: list[int], predictor: Predictor,
+                   norm: Normalisation, formats: list[str], categories: list[dict[str, Any]], progress: bool,
+                   choice: PlaneChoice) -> Iterator[dict[str, Any]]:
+    """Predict images ``mine`` (ascending indices into ``images``), writing their per-image files; yields per
+    image {"image": its images.json entry, "results": its COCO results, "instances": how many}. A file is read
+    once, for the planes of it in ``mine``."""
     from tqdm import tqdm
 
-    results, images, total = [], [], 0
-    planes = ((file, plane) for file in files for plane in read_planes(file, choice))
-    for image_id, (file, plane) in enumerate(tqdm(planes, unit="img", desc="predict", disable=not progress), start=1):
-        pixels = plane.pixels
-        stem = f"{file.stem}_{plane.label}" if plane.label else file.stem  # outputs named <stem>_z3_t0...
-        h, w = pixels.shape[:2]
-        try:
-            instances = predictor.predict(pixels)
-        except ValueError as exc:
-            raise InputError(f"{file}{' ' + plane.label if plane.label else ''}: {exc}") from exc
-        total += len(instances)
-        images.append({"id": image_id, "file_name": str(file), "height": h, "width": w,
-                       **({"plane": plane.label} if plane.label else {})})
-        if "coco" in formats:
-            results += coco_results(instances, image_id, h, w)
-        if "labels" in formats:
-            write_labels(out, stem, instances, h, w)
-        if "overlay" in formats:
-            write_overlay(out / f"{stem}_overlay.png", pixels, instances, norm)
-        if "ga" in formats:
-            write_ga(out, stem, instances, h, w)
-        if "imagej" in formats or "geojson" in formats:
-            _write_outlines(out, stem, instances, categories, formats)
-    if "coco" in formats:
-        doc = {"images": images, "categories": [{"id": c["id"], "name": c["name"]} for c in categories]}
-        atomic_write(out / "results.json", lambda fh: fh.write(json.dumps(results).encode()))
-        atomic_write(out / "images.json", lambda fh: fh.write(json.dumps(doc).encode()))
-    return total
+    by_file: dict[Path, list[int]] = {}
+    for k in mine:
+        by_file.setdefault(images[k][0], []).append(k)
+    with tqdm(total=len(mine), unit="img", desc="predict", disable=not progress) as bar:
+        for file, indices in by_file.items():
+            planes = {plane.label: plane.pixels for plane in read_planes(file, choice)}
+            for k in indices:
+                label = images[k][1]
+                yield _predict_one(out, file, label, planes.pop(label), k + 1, predictor, norm, formats, categories)
+                bar.update()
+
+
+def _predict_one(out: Path, file: Path, label: str, pixels: np.ndarray, image_id: int, predictor: Predictor,
+                 norm: Normalisation, formats: list[str], categories: list[dict[str, Any]]) -> dict[str, Any]:
+    """Predict one plane, write its per-image files (named ``_stem(file, label)``); returns its record."""
+    stem = _stem(file, label)
+    h, w = pixels.shape[:2]
+    try:
+        instances = predictor.predict(pixels)
+    except ValueError as exc:
+        raise InputError(f"{file}{' ' + label if label else ''}: {exc}") from exc
+    image = {"id": image_id, "file_name": str(file), "height": h, "width": w, **({"plane": label} if label else {})}
+    if "labels" in formats:
+        write_labels(out, stem, instances, h, w)
+    if "overlay" in formats:
+        write_overlay(out / f"{stem}_overlay.png", pixels, instances, norm)
+    if "ga" in formats:
+        write_ga(out, stem, instances, h, w)
+    if "imagej" in formats or "geojson" in formats:
+        _write_outlines(out, stem, instances, categories, formats)
+    results = coco_results(instances, image_id, h, w) if "coco" in formats else []
+    return {"image": image, "results": results, "instances": len(instances)}
 
 
 def _write_outlines(out: Path, stem: str, instances: list[Instance], categories: list[dict[str, Any]],
