@@ -50,7 +50,7 @@ def synthetic_image(height: int, width: int, diameter: float, seed: int = 0) -> 
             rad = r * rng.uniform(0.8, 1.2)
             d2 = (yy - cy - jy) ** 2 + (xx - cx - jx) ** 2
             img = np.maximum(img, rng.uniform(0.6, 0.95) * np.clip(rad + 0.5 - np.sqrt(d2), 0.0, 1.0))
-    img = np.clip(img + rng.normal(0.0, 0.02, img.shape).astype(np.float32), 0.0, 1.0)
+    img = np.clip(img + rng.normal(0.0, 0.02, img.shape), 0.0, 1.0).astype(np.float32)
     return torch.from_numpy(np.repeat(img[None], 3, axis=0))
 
 
@@ -133,8 +133,8 @@ def _check(graph: MaskRCNNGraph, run, images: list[torch.Tensor]) -> dict[str, f
     worst: dict[str, float] = {}
     for image in images:
         with torch.no_grad():
-            want = as_dict(graph, graph(image))
-        diff = differences(want, run(image))
+            want, got = as_dict(graph, graph(image)), run(image)
+        diff = differences(want, got)
         for k, v in diff.items():
             worst[k] = max(worst.get(k, 0.0), v)
         bad = {k: v for k, v in diff.items() if not v <= TOLERANCE[k]}

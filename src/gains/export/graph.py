@@ -73,7 +73,7 @@ class MaskRCNNGraph(nn.Module):
         sizes: list[tuple[int, int]] = []
         for s in shapes:
             sizes.append((s[0], s[1]))
-        batched = self.transform.batch_images(images, size_divisible=SIZE_DIVISIBLE)
+        batched = self.transform.batch_images(images, size_divisible=32)  # SIZE_DIVISIBLE (TorchScript wants a literal)
         features = self.backbone(batched)
         proposals, _ = self.rpn(ImageList(batched, sizes), features)
         heads = self.box_heads

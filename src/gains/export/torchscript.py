@@ -16,7 +16,7 @@ def script(graph: MaskRCNNGraph) -> torch.jit.ScriptModule:
     """``torch.jit.script`` of the graph (TorchScript's deprecation warning silenced: it is still what Java/C++
     hosts such as DeepImageJ and QuPath's DJL engine load)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
         return torch.jit.script(graph)
 
 
@@ -24,7 +24,7 @@ def to_bytes(graph: MaskRCNNGraph) -> bytes:
     """The saved TorchScript module (``torch.jit.save``) of the graph."""
     buf = io.BytesIO()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
         torch.jit.save(script(graph), buf)
     return buf.getvalue()
 
@@ -33,6 +33,6 @@ def load(source: str | Path | bytes) -> torch.jit.ScriptModule:
     """A saved export (a file or its bytes) on the CPU, ready to call: ``load(path)(image)`` -> the graph's
     outputs (a tuple)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
         src = io.BytesIO(source) if isinstance(source, bytes) else str(source)
         return torch.jit.load(src, map_location="cpu").eval()
