@@ -190,6 +190,9 @@ def test_cli_writes_an_onnx_file(checkpoints, tmp_path: Path) -> None:
     meta = host.read_sidecar(out)
     assert meta["format"] == "onnx" and meta["opset"] == 17 and "ga_maps" not in meta["outputs"]
     assert set(meta["check"]["max_abs_diff"]) == {"boxes", "scores", "masks"}
+    onnx = pytest.importorskip("onnx")
+    onnx.checker.check_model(str(out))  # a valid ONNX model, by the onnx package's own checker
+    assert [i.name for i in onnx.load(str(out)).graph.input] == ["image"]
 
 
 @pytest.mark.parametrize("case", ["missing", "format", "under_a_file", "folder"])
