@@ -20,7 +20,8 @@ FORBIDDEN = {
                    "gains.formats"),
     "formats": ("torch", "torchvision", "gains.models", "gains.engine", "gains.evaluation", "gains.inference",
                 "gains.visualize", "gains.cli", "gains.report", "gains.demo"),
-    "inference": ("gains.report", "gains.cli", "gains.demo"),
+    "inference": ("gains.report", "gains.cli", "gains.demo", "gains.export"),
+    "export": ("gains.report", "gains.cli", "gains.demo", "gains.napari", "gains.visualize"),
 }
 LEAVES = {"errors.py": ("gains.",), "atomic.py": ("gains.",), "imageio.py": ("gains.gamm", "gains.data", "torch"),
           "evaluation/metrics.py": ("torch", "gains."),

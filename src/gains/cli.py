@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gains import __version__
 from gains.cli_data import add_convert, add_dataset_tools, add_synth
+from gains.cli_export import add_export
 from gains.cli_inputs import add_plane_options, plane_choice
 from gains.cli_presets import add_presets
 from gains.cli_zoo import add_models
@@ -277,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     add_presets(sub)
     add_models(sub)
+    add_export(sub)
     return parser
 
 

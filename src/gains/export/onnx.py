@@ -1,0 +1,57 @@
+"""ONNX export of the inference graph with torch's TorchScript-based exporter (``dynamo=False``), and a runner
+on onnxruntime.
+
+Why not the default ``dynamo=True`` exporter: ``torch.export`` needs every data-dependent branch rewritten
+(the number of proposals that survive a score threshold or NMS decides shapes all through the box and mask
+heads), which torchvision's detection models do not do (pytorch/vision#9462); torchvision writes them for the
+tracing exporter instead (``torchvision._is_tracing()`` branches, ``_script_if_tracing`` helpers), and that is
+the path torchvision documents for Mask R-CNN. The image height and width and the number of detections are
+dynamic axes; NMS and RoIAlign become ONNX ``NonMaxSuppression`` and ``RoiAlign``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import torch
+
+from gains.errors import InputError
+from gains.export.graph import INPUT_NAMES, MaskRCNNGraph, output_names
+
+OPSET = 17
+
+
+def to_bytes(graph: MaskRCNNGraph, example: torch.Tensor, opset: int = OPSET) -> bytes:
+    """The ONNX model of the graph, traced on ``example`` (float32 [3, H, W]; it must give at least one
+    detection, so that the box and mask heads are traced on real rows), with dynamic H, W and detections."""
+    names = output_names(graph)
+    axes = {INPUT_NAMES[0]: {1: "height", 2: "width"}, **{n: {0: "detections"} for n in names}}
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice and tracer warnings
+        torch.onnx.export(graph, (example,), buf, dynamo=False, opset_version=opset, input_names=INPUT_NAMES,
+                          output_names=names, dynamic_axes=axes, do_constant_folding=True)
+    return buf.getvalue()
+
+
+def session(model: str | Path | bytes):
+    """An onnxruntime ``InferenceSession`` (CPU) of an ONNX file or its bytes.
+
+    Raises:
+        InputError: onnxruntime is not installed.
+    """
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise InputError("running ONNX models needs onnxruntime: pip install 'gains-seg[export]'") from exc
+    source = model if isinstance(model, bytes) else str(model)
+    return onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
+
+
+def run(sess, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The outputs (by name) of an onnxruntime session on one float32 [3, H, W] image."""
+    names = [o.name for o in sess.get_outputs()]
+    values = sess.run(names, {sess.get_inputs()[0].name: image.detach().cpu().numpy()})
+    return {n: torch.from_numpy(v) for n, v in zip(names, values, strict=True)}
