@@ -134,8 +134,34 @@ def loader(d: dict[str, Any]) -> list[str]:
             f"{d['rounds']} rounds; {'identical' if d['same_targets'] else 'DIFFERENT'} targets)."]
 
 
-RENDERERS: dict[str, Callable[[Any], list[str]]] = {"bench_gamm": gamm, "bench_train": train, "bench_score": score,
-                                                    "bench_predict": predict, "bench_loader": loader}
+def train_cli(d: dict[str, Any]) -> list[str]:
+    """bench_train_cli: median step time of each arm through ``gains train``, and the ratios."""
+    rows = [[n, ", ".join(f"`{s}`" for s in a["sets"]), f"{a['median_step_s']:.3f}", f"{a['images_per_s']:.2f}",
+             str(a["steps"])] for n, a in d["arms"].items()]
+    lines = _table(["arm", "settings (over the preset)", "median step s", "images/s", "steps"], rows)
+    ratios = [f"{k} {v:.2f}x" for k, v in d.items() if "/" in k or k.endswith("speed-up")]
+    return [*lines, "", f"{d['preset']}: {d['iters']} iterations per run from scratch, {d['rounds']} rounds "
+            f"alternated, first {d['skip']} iterations of each run left out. " + "; ".join(ratios) + "."]
+
+
+def profile(d: dict[str, Any]) -> list[str]:
+    """profile_step: seconds (share of the step) per part, one column per arm."""
+    arms = d["arms"]
+    parts = list(next(iter(arms.values()))["median_s"])
+    rows = [[k] + [f"{a['median_s'][k]:.3f} ({100 * a['median_s'][k] / a['parts_step_s']:.0f}%)"
+                   for a in arms.values()] for k in parts]
+    rows += [["sum of parts (no data)"] + [f"{a['parts_step_s']:.3f}" for a in arms.values()],
+             ["uncut step"] + [f"{a['plain_step_s']:.3f}" for a in arms.values()]]
+    start = "from scratch" if d["weights"] == "none" else f"from `{d['weights']}`" + (" (all of it)" if d.get(
+        "heads") else " (backbone, FPN, RPN; fresh heads)")
+    return [*_table(["part, median s (share)", *arms], rows), "",
+            f"{d['preset']}, {start}, median of {d['steps']} steps, {d['threads']} threads, torch {d['torch']}."]
+
+
+RENDERERS: dict[str, Callable[[Any], list[str]]] = {
+    "bench_gamm": gamm, "bench_train": train, "bench_score": score, "bench_predict": predict,
+    "bench_loader": loader, "bench_train_cli/synthetic-overlap": train_cli, "bench_train_cli/isbi2014": train_cli,
+    "profile_step/synthetic-overlap": profile, "profile_step/isbi2014": profile}
 
 
 def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:

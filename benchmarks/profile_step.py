@@ -160,7 +160,8 @@ def plain_step(model, optimizer, imgs, targets, autocast, clip: float) -> None:
     optimizer.step()
 
 
-def profile_arm(preset: str, weights: str, overrides: list[str], warmup: int, steps: int) -> dict:
+def profile_arm(preset: str, weights: str, overrides: list[str], warmup: int, steps: int, heads: bool = False
+                ) -> dict:
     """Median seconds per part over ``steps`` steps (after ``warmup``) of one arm, the uncut step time and the
     positive RoIs per step."""
     import torch
@@ -173,7 +174,8 @@ def profile_arm(preset: str, weights: str, overrides: list[str], warmup: int, st
 
     with tempfile.TemporaryDirectory(prefix="gains_profile_") as tmp:
         run = Path(tmp)
-        _, cfg = harness.preset_config(preset, False, "cpu", [f"model.weights={weights}", "model.weights_heads=false",
+        _, cfg = harness.preset_config(preset, False, "cpu", [f"model.weights={weights}",
+                                                             f"model.weights_heads={str(heads).lower()}",
                                                              *overrides], harness.BENCH_DATA)
         torch.manual_seed(0)
         train_json, _, images = resolve_data(cfg, run)
@@ -222,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", choices=sorted(harness.PRESETS), required=True)
     p.add_argument("--weights", default="nuclei", help="trained start (zoo name or checkpoint); 'none' for step 0")
+    p.add_argument("--heads", action="store_true", help="also load the RoI heads from --weights (a checkpoint of "
+                   "the same preset: the step of that model as it was trained)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--arm", action="append", default=[], metavar="NAME:KEY=VALUE,...",
@@ -232,10 +236,11 @@ def main(argv: list[str] | None = None) -> int:
 
     arms = dict(harness.parse_arm(a) for a in (args.arm or ["gains:model.variant=gains",
                                                              "maskrcnn:model.variant=maskrcnn"]))
-    result = {"preset": args.preset, "weights": args.weights, "steps": args.steps, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "arms": {}}
+    result = {"preset": args.preset, "weights": args.weights, "heads": args.heads, "steps": args.steps,
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "arms": {}}
     for name, sets in arms.items():
-        result["arms"][name] = profile_arm(args.preset, args.weights, sets, args.warmup, args.steps)
+        result["arms"][name] = profile_arm(args.preset, args.weights, sets, args.warmup, args.steps,
+                                             args.heads)
         print(f"{name}: uncut step {result['arms'][name]['plain_step_s']:.3f} s", file=sys.stderr)
     print("\n".join(table(result["arms"])))
     if args.json:

@@ -95,3 +95,20 @@ def test_every_block_of_the_real_document_has_a_source() -> None:
     assert names - jobs == set(bench_docs.RENDERERS) | {"ablation_summary"}
     results = ROOT / "benchmarks" / "results"
     assert all((results / n / f"{n.split('/')[0]}.md").exists() for n in jobs)
+
+
+def test_train_cli_and_profile_tables() -> None:
+    bench_docs = load_bench_docs()
+    d = {"preset": "isbi2014", "iters": 40, "rounds": 2, "skip": 5,
+         "arms": {"gains": {"sets": ["model.variant=gains"], "median_step_s": 1.1, "images_per_s": 1.818, "steps": 70},
+                  "maskrcnn": {"sets": ["model.variant=maskrcnn"], "median_step_s": 1.0, "images_per_s": 2.0,
+                               "steps": 70}},
+         "gains/maskrcnn": 1.1}
+    lines = bench_docs.train_cli(d)
+    assert lines[2] == "| gains | `model.variant=gains` | 1.100 | 1.82 | 70 |"
+    assert lines[-1].endswith("first 5 iterations of each run left out. gains/maskrcnn 1.10x.")
+    arm = {"median_s": {"data": 0.1, "anomaly bwd": 0.5}, "parts_step_s": 2.0, "plain_step_s": 2.1}
+    prof = bench_docs.profile({"preset": "isbi2014", "weights": "none", "steps": 8, "threads": 2, "torch": "2.x",
+                               "arms": {"gains": arm}})
+    assert prof[3] == "| anomaly bwd | 0.500 (25%) |" and prof[-3] == "| uncut step | 2.100 |"
+    assert prof[-1] == "isbi2014, from scratch, median of 8 steps, 2 threads, torch 2.x."
