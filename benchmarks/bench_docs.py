@@ -158,10 +158,24 @@ def profile(d: dict[str, Any]) -> list[str]:
             f"{d['preset']}, {start}, median of {d['steps']} steps, {d['threads']} threads, torch {d['torch']}."]
 
 
+def train_options(d: dict[str, Any]) -> list[str]:
+    """bench_train_options: forward + backward seconds of each candidate, each against eager NCHW."""
+    sec = d["seconds"]
+    base = {k: sec[k.split(",")[0] + ", NCHW"] for k in sec}
+    lines = _table(["forward + backward, bf16 autocast", "s", "against NCHW"],
+                   [[k, f"{v:.3f}", f"{v / base[k]:.2f}x"] for k, v in sec.items()])
+    note = (f"; `torch.compile`'s first call took {d['compile_first_call_s']:.0f} s (compilation, or loading it from "
+            "inductor's on-disk cache)"
+            if d.get("compile_first_call_s") else "")
+    return [*lines, "", f"{d['size']} px images, batch {d['batch']}, {d['rois']} RoIs of 14 x 14 for the branches, "
+            f"median of {d['repeat']} calls, {d['threads']} threads{note}."]
+
+
 RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "bench_gamm": gamm, "bench_train": train, "bench_score": score, "bench_predict": predict,
-    "bench_loader": loader, "bench_train_cli/synthetic-overlap": train_cli, "bench_train_cli/isbi2014": train_cli,
-    "profile_step/synthetic-overlap": profile, "profile_step/isbi2014": profile}
+    "bench_loader": loader, "bench_train_cli/synthetic-overlap": train_cli, "profile_step/synthetic-overlap": profile,
+    "bench_train_cli/box64/isbi2014": train_cli, "profile_step/box64/isbi2014": profile,
+    "bench_train_options": train_options}
 
 
 def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
@@ -182,7 +196,8 @@ def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
                    "aji_gains, gains - maskrcnn per image (95% CI)", "images better/worse"], rows)
 
 
-JOB_BLOCK = re.compile(r"<!-- begin ((ablation|sensitivity|tuning)/[\w.-]+) -->")
+JOB_BLOCK = re.compile(r"<!-- begin ((ablation|sensitivity|tuning|speed_ab)/[\w.-]+) -->")
+JOB_FILE = {"speed_ab": "tuning"}  # job folders whose summary file is another job kind's (speed_ab: tuning.py --iters)
 
 
 def job_tables(path: Path) -> list[str]:
@@ -212,7 +227,7 @@ def update(doc: str, results: Path) -> tuple[str, list[str]]:
         doc = _replace_block(doc, "ablation_summary", ablation_summary([json.loads(j.read_text()) for j in jobs]))
         done.append("ablation_summary")
     for name, kind in JOB_BLOCK.findall(doc):
-        path = results / name / f"{kind}.md"
+        path = results / name / f"{JOB_FILE.get(kind, kind)}.md"
         if path.exists():
             doc = _replace_block(doc, name, job_tables(path))
             done.append(name)
