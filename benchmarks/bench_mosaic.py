@@ -102,8 +102,8 @@ def gains(*args: str) -> str:
 def predict_and_score(model: str, inputs: list[Path], gt: Path, work: Path, extra: list[str]) -> dict:
     log = gains("predict", model, *map(str, inputs), "--out", str(work / "pred"), "--format", "coco", "--quiet",
                 *extra)
-    gains("score", str(gt), str(work / "pred" / "results.json"), "--out", str(work / "score"))
-    metrics = json.loads((work / "score" / "METRICS.json").read_text())
+    gains("score", str(gt), str(work / "pred" / "results.json"), "--out", str(work / "METRICS.json"))
+    metrics = json.loads((work / "METRICS.json").read_text())
     scale = [ln for ln in log.splitlines() if "scale" in ln.lower()]
     return {"segm/AP": metrics["segm/AP"], "segm/AP50": metrics["segm/AP50"], "aji_gains": metrics["aji_gains"],
             "predicted": len(json.loads((work / "pred" / "results.json").read_text())),
