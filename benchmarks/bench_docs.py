@@ -196,8 +196,7 @@ def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
                    "aji_gains, gains - maskrcnn per image (95% CI)", "images better/worse"], rows)
 
 
-JOB_BLOCK = re.compile(r"<!-- begin ((ablation|sensitivity|tuning|speed_ab)/[\w.-]+) -->")
-JOB_FILE = {"speed_ab": "tuning"}  # job folders whose summary file is another job kind's (speed_ab: tuning.py --iters)
+JOB_BLOCK = re.compile(r"<!-- begin ((ablation|sensitivity|tuning)/[\w.-]+) -->")
 
 
 def job_tables(path: Path) -> list[str]:
@@ -227,7 +226,7 @@ def update(doc: str, results: Path) -> tuple[str, list[str]]:
         doc = _replace_block(doc, "ablation_summary", ablation_summary([json.loads(j.read_text()) for j in jobs]))
         done.append("ablation_summary")
     for name, kind in JOB_BLOCK.findall(doc):
-        path = results / name / f"{JOB_FILE.get(kind, kind)}.md"
+        path = results / name / f"{kind}.md"
         if path.exists():
             doc = _replace_block(doc, name, job_tables(path))
             done.append(name)

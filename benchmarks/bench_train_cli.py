@@ -2,8 +2,8 @@
 iterations from scratch, arms alternated over rounds, median step time after the first few iterations.
 
 An arm is ``NAME:KEY=VALUE,KEY=VALUE`` (``--set`` overrides of the preset). The default arms are the baseline,
-GAInS as the preset has it, and GAInS as the CPU presets had it before 2026-12-02 (the anomaly branch on up to
-32 positive RoIs per image instead of 8).
+GAInS as the preset has it, and GAInS with its anomaly branch on at most 8 positive RoIs per image instead of
+32 ("gains-cap8": cheaper, but less accurate per iteration, docs/BENCHMARKS.md "Training speed").
 
     .venv/bin/python benchmarks/bench_train_cli.py --preset synthetic-overlap [--iters 40] [--rounds 2]
         [--arm NAME:KEY=VALUE,...]... [--json OUT.json]
@@ -31,7 +31,7 @@ import harness
 
 from gains.config import load_config
 
-DEFAULT_ARMS = ("gains-before:model.variant=gains,model.ga_rois_per_image=32", "gains:model.variant=gains",
+DEFAULT_ARMS = ("gains:model.variant=gains", "gains-cap8:model.variant=gains,model.ga_rois_per_image=8",
                 "maskrcnn:model.variant=maskrcnn")
 
 
@@ -78,15 +78,14 @@ def main(argv: list[str] | None = None) -> int:
                        for n in arms}}
     for n in arms:
         print(f"{n:<18} median step {median[n]:.3f} s")
-    pairs = [("gains", "maskrcnn"), ("gains-before", "maskrcnn"), ("gains-before", "maskrcnn-before")]
+    pairs = [("gains", "maskrcnn"), ("gains-cap8", "maskrcnn")]
     for a, b in pairs:
         if a in median and b in median:
             result[f"{a}/{b}"] = round(median[a] / median[b], 3)
             print(f"{a} / {b}: {median[a] / median[b]:.2f}x")
-    for v in ("gains", "maskrcnn"):
-        if v in median and f"{v}-before" in median:
-            result[f"{v} speed-up"] = round(median[f"{v}-before"] / median[v], 3)
-            print(f"{v}: {median[f'{v}-before'] / median[v]:.2f}x faster than before")
+    if "gains" in median and "gains-cap8" in median:
+        result["gains-cap8 speed-up"] = round(median["gains"] / median["gains-cap8"], 3)
+        print(f"gains-cap8: {median['gains'] / median['gains-cap8']:.2f}x faster than gains")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     return 0

@@ -2,16 +2,18 @@
 trained model (its RPN already finds the objects, so every image brings its full share of positive RoIs).
 
 The step runs as in ``gains train`` (same preset, data pipeline, autocast and optimizer) except that the
-graph is cut at three places so each backward can be timed alone: the FPN features, and the mask branch's
-(pooled, inner) features where the anomaly branch reads them. Each cut is bridged by hand, so every
-gradient of the real step is computed once. Forward parts are timed by wrapping the RoI heads' methods;
-the sum of the parts is checked against an uncut step timed on the same batches.
+graph is cut at three places so each backward can be timed alone: the FPN features, the RoIAlign outputs
+of the box and mask heads, and the mask branch's (pooled, inner) features where the anomaly branch reads
+them. Each cut is bridged by hand, so every gradient of the real step is computed once. Forward parts are
+timed by wrapping the RoI heads' methods; the sum of the parts is checked against an uncut step timed on the
+same batches.
 
     .venv/bin/python benchmarks/profile_step.py --preset synthetic-overlap [--weights nuclei] [--steps 8]
         [--arm NAME:KEY=VALUE,...]... [--json OUT.json]
 
-``--weights`` starts from a trained model (a zoo name or a checkpoint; heads are re-initialised when
-the classes differ) so the positive-RoI count is that of a trained model rather than of step 0.
+``--weights`` starts from a trained model (a zoo name or a checkpoint; fresh RoI heads unless ``--heads``) so
+the positive-RoI count is that of a trained model rather than of step 0; ``--weights none`` profiles step 0.
+Arms default to the preset's gains and maskrcnn.
 """
 
 from __future__ import annotations
