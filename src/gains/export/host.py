@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import resize_boxes
 
 from gains.data.dataset import image_to_tensor
 from gains.intensity import Normalisation
+from gains.models.transform import GainsTransform
 
 
 def sidecar_path(out: str | Path) -> Path:
@@ -57,22 +57,22 @@ def normalisation(meta: dict[str, Any]) -> Normalisation:
     return Normalisation(spec["mode"], tuple(spec["percentiles"]), None if value_range is None else tuple(value_range))
 
 
+def network_transform(meta: dict[str, Any]) -> GainsTransform:
+    """The model's own test-time transform, rebuilt from the sidecar: its resize rule is step 2."""
+    spec = meta["input"]
+    size = int(spec["min_size_test"])
+    return GainsTransform([size], size, int(spec["max_size"]), list(meta["image_mean"]), list(meta["image_std"]),
+                          spec["test_scale"]).eval()
+
+
 def network_size(height: int, width: int, meta: dict[str, Any]) -> tuple[int, int]:
     """(h, w) the graph wants an H x W image at (step 2 of the module docstring)."""
-    spec = meta["input"]
-    if spec["test_scale"] is not None:
-        scale = float(spec["test_scale"])
-    else:
-        scale = min(float(spec["min_size_test"]) / min(height, width), float(spec["max_size"]) / max(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
+    return network_transform(meta).output_size(height, width)
 
 
 def network_input(pixels: np.ndarray, meta: dict[str, Any]) -> torch.Tensor:
     """Float32 [3, h, w]: (H, W) or (H, W, C) raw pixels normalised and scaled for the graph (steps 1 and 2)."""
-    image = image_to_tensor(pixels, normalisation(meta))
-    h, w = network_size(image.shape[-2], image.shape[-1], meta)
-    if (h, w) != tuple(image.shape[-2:]):
-        image = F.interpolate(image[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+    image, _ = network_transform(meta).resize(image_to_tensor(pixels, normalisation(meta)))
     return image
 
 
