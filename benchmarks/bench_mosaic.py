@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
+from gains.data.canonical import crop_bbox, crop_to_rle
+from gains.gamm.raster import MaskCrop, segmentation_to_crop
 from gains.imageio import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,27 +40,18 @@ def pick_scenes(doc: dict, count: int) -> list[dict]:
     return same[:count]
 
 
-def instance_mask(ann: dict, h: int, w: int) -> np.ndarray:
-    seg = ann["segmentation"]
-    rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg, list) else seg
-    if isinstance(rle, list):
-        rle = mask_utils.merge(rle)
-    if isinstance(rle.get("counts"), list):
-        rle = mask_utils.frPyObjects(rle, h, w)
-    return mask_utils.decode(rle).astype(bool)
+def gt_entry(image_id: int, ann_id: int, category: int, crop: MaskCrop, height: int, width: int) -> dict:
+    """A COCO ground-truth annotation of one instance crop in a (height, width) image."""
+    return {"id": ann_id, "image_id": image_id, "category_id": category,
+            "segmentation": crop_to_rle(crop, height, width), "area": float(crop.area), "bbox": crop_bbox(crop),
+            "iscrowd": 0}
 
 
-def gt_entry(image_id: int, ann_id: int, category: int, mask: np.ndarray) -> dict:
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    box = [float(v) for v in mask_utils.toBbox(rle)]
-    rle["counts"] = rle["counts"].decode()
-    return {"id": ann_id, "image_id": image_id, "category_id": category, "segmentation": rle,
-            "area": float(mask.sum()), "bbox": box, "iscrowd": 0}
-
-
-def build(doc: dict, images_dir: Path, grid: tuple[int, int], out: Path) -> tuple[list[Path], Path, Path, Path]:
+def build(doc: dict, images_dir: Path, grid: tuple[int, int], out: Path
+          ) -> tuple[list[Path], Path, Path, Path, tuple[int, int]]:
     """Write the scenes and the mosaic as RGB PNGs and their ground truths; returns (scene files, scenes gt,
-    mosaic file, mosaic gt). Image ids follow ``gains predict``: 1.. in the order the files are given."""
+    mosaic file, mosaic gt, mosaic (height, width)). Image ids follow ``gains predict``: 1.. in the order the
+    files are given."""
     rows, cols = grid
     scenes = pick_scenes(doc, rows * cols)
     h, w = scenes[0]["height"], scenes[0]["width"]
@@ -77,11 +69,12 @@ def build(doc: dict, images_dir: Path, grid: tuple[int, int], out: Path) -> tupl
         r, c = divmod(k, cols)
         mosaic[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
         for a in by_image.get(info["id"], []):
-            m = instance_mask(a, h, w)
-            scene_gt.append(gt_entry(k + 1, len(scene_gt) + 1, a["category_id"], m))
-            big = np.zeros(mosaic.shape[:2], bool)
-            big[r * h:(r + 1) * h, c * w:(c + 1) * w] = m
-            mosaic_gt.append(gt_entry(1, len(mosaic_gt) + 1, a["category_id"], big))
+            crop = segmentation_to_crop(a["segmentation"], h, w)
+            if crop is None:
+                continue
+            scene_gt.append(gt_entry(k + 1, len(scene_gt) + 1, a["category_id"], crop, h, w))
+            placed = MaskCrop(crop.y0 + r * h, crop.x0 + c * w, crop.mask)
+            mosaic_gt.append(gt_entry(1, len(mosaic_gt) + 1, a["category_id"], placed, rows * h, cols * w))
     Image.fromarray(mosaic).save(out / "mosaic.png")
     cats = doc["categories"]
     scenes_json, mosaic_json = out / "scenes_gt.json", out / "mosaic_gt.json"
@@ -91,7 +84,7 @@ def build(doc: dict, images_dir: Path, grid: tuple[int, int], out: Path) -> tupl
     mosaic_json.write_text(json.dumps({"images": [{"id": 1, "file_name": "mosaic.png", "height": rows * h,
                                                    "width": cols * w}], "annotations": mosaic_gt,
                                        "categories": cats}))
-    return files, scenes_json, out / "mosaic.png", mosaic_json
+    return files, scenes_json, out / "mosaic.png", mosaic_json, (rows * h, cols * w)
 
 
 def gains(*args: str) -> str:
@@ -127,17 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     doc = json.loads(args.data.read_text())
     with tempfile.TemporaryDirectory(prefix="gains_mosaic_") as tmp:
         work = Path(tmp)
-        files, scenes_gt, mosaic, mosaic_gt = build(doc, args.images or args.data.parent / "images",
-                                                    tuple(args.grid), work)
+        files, scenes_gt, mosaic, mosaic_gt, size = build(doc, args.images or args.data.parent / "images",
+                                                          tuple(args.grid), work)
         rows = {
             "scenes alone": predict_and_score(args.model, files, scenes_gt, work / "alone", []),
             "mosaic whole": predict_and_score(args.model, [mosaic], mosaic_gt, work / "whole", ["--tile", "0"]),
             "mosaic tiled": predict_and_score(args.model, [mosaic], mosaic_gt, work / "tiled",
                                               ["--tile", str(args.tile), "--overlap", str(args.overlap)]),
         }
-        h, w = json.loads(mosaic_gt.read_text())["images"][0]["height"], \
-            json.loads(mosaic_gt.read_text())["images"][0]["width"]
-    result = {"model": args.model, "data": str(args.data), "grid": args.grid, "mosaic": [h, w],
+    result = {"model": args.model, "data": str(args.data), "grid": args.grid, "mosaic": list(size),
               "scene_files": [f.name for f in files], "tile": args.tile, "overlap": args.overlap, "rows": rows}
     for name, r in rows.items():
         print(f"{name:<14} segm/AP {r['segm/AP']:.4f}  AP50 {r['segm/AP50']:.4f}  aji_gains {r['aji_gains']:.4f}  "

@@ -268,10 +268,8 @@ def step_seconds(run: Path) -> float:
 def mean_std(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     """{metric: {mean, std}} over runs of every SUMMARY metric (NaN where a run lacks it: the contact metrics
     of a category without contacts, or evaluations from before they existed)."""
-    def values(k: str) -> np.ndarray:
-        return np.asarray([np.nan if m.get(k) is None else m[k] for m in runs], dtype=float)
-
-    return {k: {"mean": float(np.mean(values(k))), "std": float(np.std(values(k)))} for k in SUMMARY}
+    table = np.asarray([[np.nan if m.get(k) is None else m[k] for k in SUMMARY] for m in runs], dtype=float)
+    return {k: {"mean": float(np.mean(table[:, j])), "std": float(np.std(table[:, j]))} for j, k in enumerate(SUMMARY)}
 
 
 def spread(stat: dict[str, float]) -> str:
