@@ -214,7 +214,8 @@ def mean_ga_weight(cfg: Config, folder: Path) -> float:
 def train_or_resume(cfg: Config, run: Path) -> float:
     """Train ``cfg`` into ``run``: resume a run whose settings differ only where ``fit`` may resume across
     (``RESUMABLE_CHANGES``: periods, device, scoring), restart one with other settings; returns the training
-    wall time in seconds."""
+    wall time in seconds, or for a run that resumed from a checkpoint (part or all of it trained by an earlier
+    job) the sum of its step times over all its iterations."""
     from gains.engine.train import RESUMABLE_CHANGES, fit
 
     # config.yaml (written by fit) says what last.pt was trained with, without loading the checkpoint twice
@@ -222,9 +223,10 @@ def train_or_resume(cfg: Config, run: Path) -> float:
     if (run / "last.pt").exists() and saved.exists() and not set(
             config_changes(config_to_dict(load_config(saved)), config_to_dict(cfg))) <= RESUMABLE_CHANGES:
         shutil.rmtree(run)
+    resumed = (run / "last.pt").exists()
     t0 = time.perf_counter()
     fit(cfg, run, resume=True, progress=False)
-    return time.perf_counter() - t0
+    return step_seconds(run) if resumed else time.perf_counter() - t0
 
 
 def evaluate_run(cfg: Config, run: Path, device: str) -> tuple[dict[str, float], dict[tuple[str, str], dict]]:

@@ -132,19 +132,30 @@ def test_read_eval_and_step_seconds(tmp_path) -> None:
 
 
 def test_a_finished_run_is_kept_for_other_scoring_and_restarted_for_other_training(tmp_path, monkeypatch) -> None:
+    import json
+
     from gains.config import apply_overrides, dump_config
     from gains.engine import train
 
     base = load_config("synthetic_touch_cpu")
     run = tmp_path / "run"
     fitted = []
-    monkeypatch.setattr(train, "fit", lambda cfg, folder, resume, progress: fitted.append(folder.exists()))
+
+    def fake_fit(cfg, folder, resume, progress) -> None:
+        fitted.append(folder.exists())
+        folder.mkdir(exist_ok=True)
+        lines = [{"iter": 0, "time": 40.0}, {"iter": 1, "time": 2.5}] if fitted[-1] else [{"iter": 0, "time": 1.0}]
+        (folder / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+
+    monkeypatch.setattr(train, "fit", fake_fit)
     for overrides, kept in ((["eval.score_thresh=0.3", "eval.max_dets=400"], True), (["train.lr=0.5"], False)):
         run.mkdir(exist_ok=True)
         (run / "config.yaml").write_text(dump_config(base))
         (run / "last.pt").write_bytes(b"weights")
-        harness.train_or_resume(apply_overrides(base, overrides), run)
+        seconds = harness.train_or_resume(apply_overrides(base, overrides), run)
         assert fitted.pop() is kept
+        # a kept run's time is its step times (trained earlier), a fresh run's the wall time of this call
+        assert seconds == 42.5 if kept else seconds < 40.0
 
 
 def test_tuning_candidates_scale_the_presets_own_values() -> None:
