@@ -92,3 +92,15 @@ def test_manifest_declares_the_widget_and_reader() -> None:
     assert pm.get_command("gains-seg.segment").python_name == "gains.napari.widget:GainsWidget"
     assert pm.get_command(manifest.contributions.readers[0].command).python_name == "gains.napari.reader:get_reader"
     assert manifest.contributions.readers[0].accepts_directories
+
+
+def test_a_shipped_name_set_in_code_stays_a_name(qtbot, tmp_path, monkeypatch) -> None:
+    from gains.napari.widget import shipped_name
+
+    monkeypatch.chdir(tmp_path)
+    widget = GainsWidget(ViewerModel())
+    widget.model.value = "nuclei"  # FileEdit stores <cwd>/nuclei
+    assert str(widget.model.value) == str(tmp_path / "nuclei") and shipped_name(str(widget.model.value)) == "nuclei"
+    (tmp_path / "nuclei").mkdir()  # a user's own folder of that name wins, as on the command line
+    assert shipped_name(str(tmp_path / "nuclei")) == str(tmp_path / "nuclei")
+    assert shipped_name(str(tmp_path / "no-such-model")) == str(tmp_path / "no-such-model")

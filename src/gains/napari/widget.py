@@ -7,6 +7,7 @@ previous results of the same image (layers whose ``metadata["gains_image"]`` nam
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,21 @@ from napari.layers import Image
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import notification_manager, show_error
 
+from gains import zoo
 from gains.errors import InputError
 from gains.napari.layers import LayerData
 from gains.napari.segment import segment
 
 DEVICES = ("auto", "cpu", "cuda")
+
+
+def shipped_name(model: str) -> str:
+    """``model``, or the shipped model's name when ``model`` is that name made absolute against the working
+    folder (``FileEdit.value = "nuclei"`` stores ``<cwd>/nuclei``) and no such file or folder exists."""
+    path = Path(model)
+    if path.is_absolute() and path.parent == Path.cwd() and not path.exists() and zoo.is_name(path.name):
+        return path.name
+    return model
 
 
 class GainsWidget(Container):
@@ -62,13 +73,17 @@ class GainsWidget(Container):
         model = str(self.model.value or "").strip()
         if model in ("", "."):
             raise InputError("choose a model: a shipped model name, a run folder or a .pt checkpoint")
+        return shipped_name(model), *self._image()
+
+    def _image(self) -> tuple[Image, np.ndarray]:
+        """(the chosen image layer, its pixels) or an InputError saying what is missing."""
         layer = self.image.value
         if layer is None:
             raise InputError("add or choose an image layer to segment")
         pixels = np.asarray(layer.data[0] if layer.multiscale else layer.data)
         if pixels.ndim != (3 if layer.rgb else 2):
             raise InputError(f"layer {layer.name!r}: a 2-D image is needed, got shape {pixels.shape}")
-        return model, layer, pixels
+        return layer, pixels
 
     def run(self) -> None:
         """Start segmenting the chosen image (does nothing while a run is in progress)."""
