@@ -22,7 +22,7 @@ def predicted_layers(model: str, pixels, name: str) -> list:
     steps = segment(model, pixels, name, score_thresh=0.5, device="cpu")
     try:
         while True:
-            done, total, what = next(steps)
+            _, total, what = next(steps)
             if total == 0:
                 print(what, flush=True)
     except StopIteration as stop:
