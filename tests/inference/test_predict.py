@@ -195,6 +195,27 @@ def test_the_scale_rule_is_the_same_whatever_the_image_size(tiny_run: Path, tmp_
         resolve_scale(cfg.model, 2.0, 10.0)
 
 
+def test_per_image_limits_follow_the_network_area_whole_or_tiled(tiny_run: Path) -> None:
+    import torch
+
+    from gains.inference.loading import load_model
+
+    model, _, cats = load_model(tiny_run)  # tested at 96 px, scale 1
+    rpn, heads = model.rpn, model.roi_heads
+    base = (rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"], heads.detections_per_img)
+    seen: list[tuple[int, int, int]] = []
+    model.backbone.register_forward_pre_hook(lambda mod, args: seen.append(
+        (rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"], heads.detections_per_img)))
+    scene = (np.random.default_rng(5).random((96, 96)) * 255).astype(np.uint8)
+    Predictor(model, cats, torch.device("cpu"), tile=None).predict(np.tile(scene, (2, 3)))  # 192 x 288: 6x
+    Predictor(model, cats, torch.device("cpu"), tile=96, overlap=16).predict(np.tile(scene, (2, 2)))
+    Predictor(model, cats, torch.device("cpu"), tile=None).predict(scene[:48])  # smaller: never below the model's
+    assert seen[0] == tuple(6 * n for n in base)
+    assert set(seen[1:-1]) == {base} and len(seen) == 1 + 9 + 1
+    assert seen[-1] == base
+    assert (rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"], heads.detections_per_img) == base
+
+
 def test_training_scale_is_the_median_resize_and_object_diameter(tmp_path: Path) -> None:
     from gains.data.stats import training_scale
 

@@ -5,11 +5,17 @@ category id, score, box and, for GAInS models, the predicted GA map over its box
 Large images are cut into ``tile`` x ``tile`` tiles overlapping by ``overlap`` pixels; detections of
 neighbouring tiles that agree inside the tiles' shared band (mask IoU there > 0.5) are one object cut
 by the seam, merged as the union of their masks; remaining duplicates are removed by mask IoU > 0.5.
+
+The model's per-image limits (RPN proposals before and after NMS, detections) are set for an image of its
+test size (``min_size_test`` squared, network pixels). A larger network image, whole or tile, gets them
+scaled by its area over that (never below the model's own), so the objects a model may return per unit
+area do not depend on whether a large image is predicted whole or in tiles.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +52,21 @@ def _paste_one(prob: torch.Tensor, box: torch.Tensor, height: int, width: int) -
     local = box - torch.tensor([x0, y0, x0, y0], dtype=box.dtype)
     canvas = paste_masks_in_image(prob[None], local[None], (max(y1 - y0, 1), max(x1 - x0, 1)))[0, 0]
     return y0, x0, canvas.numpy()
+
+
+@contextmanager
+def limits_for_area(model: torch.nn.Module, height: float, width: float) -> Iterator[float]:
+    """While open, ``model``'s test-time proposal and detection limits scaled by the (height x width)
+    network image's area over the test size (``min_size_test``) squared, at least 1x; yields the factor."""
+    rpn, heads = model.rpn, model.roi_heads
+    saved = (rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"], heads.detections_per_img)
+    factor = max(1.0, height * width / float(model.transform.test_size) ** 2)
+    rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"], heads.detections_per_img = (
+        round(n * factor) for n in saved)
+    try:
+        yield factor
+    finally:
+        rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"], heads.detections_per_img = saved
 
 
 class Predictor:
@@ -89,7 +110,8 @@ class Predictor:
             tr.test_scale = scale
         tr.paste = False
         try:
-            out = self.model([image_to_tensor(pixels, self.normalisation, scaling).to(self.device)])[0]
+            with limits_for_area(self.model, *tr.output_size(h, w)):
+                out = self.model([image_to_tensor(pixels, self.normalisation, scaling).to(self.device)])[0]
         finally:
             tr.test_scale, tr.paste = saved
         found = []
