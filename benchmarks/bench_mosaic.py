@@ -10,7 +10,7 @@ per scene, so the mosaic is scored with that many per scene it holds (``gains sc
 one cap for both, a mosaic of 9 scenes could keep only a ninth of its objects.
 
     .venv/bin/python benchmarks/bench_mosaic.py [--model nuclei] [--data DIR/data/all/test_cluster.json]
-        [--grid 3 3] [--tile 512] [--max-dets 400] [--json benchmarks/results/bench_mosaic.json]
+        [--grid 3 3] [--tile 512] [--max-dets 400] [--repeat] [--json benchmarks/results/bench_mosaic.json]
 """
 
 from __future__ import annotations
@@ -33,10 +33,14 @@ from gains.imageio import read_image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pick_scenes(doc: dict, count: int) -> list[dict]:
-    """The first ``count`` images (by id) of the most common size."""
+def pick_scenes(doc: dict, count: int, repeat: bool = False) -> list[dict]:
+    """The first ``count`` images (by id) of the most common size; with ``repeat``, the first one ``count``
+    times (a mosaic of one scene: the same content everywhere, so the image-wide input normalisation and
+    GroupNorm statistics stay close to the scene's own)."""
     size = Counter((i["height"], i["width"]) for i in doc["images"]).most_common(1)[0][0]
     same = sorted((i for i in doc["images"] if (i["height"], i["width"]) == size), key=lambda i: i["id"])
+    if repeat:
+        return same[:1] * count
     if len(same) < count:
         raise SystemExit(f"only {len(same)} images of {size[0]}x{size[1]}; a smaller --grid is needed")
     return same[:count]
@@ -49,13 +53,13 @@ def gt_entry(image_id: int, ann_id: int, category: int, crop: MaskCrop, height: 
             "iscrowd": 0}
 
 
-def build(doc: dict, images_dir: Path, grid: tuple[int, int], out: Path
+def build(doc: dict, images_dir: Path, grid: tuple[int, int], out: Path, repeat: bool = False
           ) -> tuple[list[Path], Path, Path, Path, tuple[int, int]]:
     """Write the scenes and the mosaic as RGB PNGs and their ground truths; returns (scene files, scenes gt,
     mosaic file, mosaic gt, mosaic (height, width)). Image ids follow ``gains predict``: 1.. in the order the
     files are given."""
     rows, cols = grid
-    scenes = pick_scenes(doc, rows * cols)
+    scenes = pick_scenes(doc, rows * cols, repeat)
     h, w = scenes[0]["height"], scenes[0]["width"]
     by_image: dict[int, list[dict]] = {}
     for a in doc["annotations"]:
@@ -120,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overlap", type=int, default=64)
     p.add_argument("--max-dets", type=int, default=400, help="detections per scene counted by AP (the mosaic: "
                    "this many per scene in it)")
+    p.add_argument("--repeat", action="store_true", help="one scene repeated over the grid (see pick_scenes)")
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "bench_mosaic.json")
     args = p.parse_args(argv)
     if not args.data.exists():
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gains_mosaic_") as tmp:
         work = Path(tmp)
         files, scenes_gt, mosaic, mosaic_gt, size = build(doc, args.images or args.data.parent / "images",
-                                                          tuple(args.grid), work)
+                                                          tuple(args.grid), work, args.repeat)
         per_mosaic = args.max_dets * len(files)
         rows = {
             "scenes alone": predict_and_score(args.model, files, scenes_gt, work / "alone", [], args.max_dets),
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     result = {"model": args.model, "data": str(args.data), "grid": args.grid, "mosaic": list(size),
               "scene_files": [f.name for f in files], "tile": args.tile, "overlap": args.overlap,
-              "max_dets_per_scene": args.max_dets, "rows": rows}
+              "max_dets_per_scene": args.max_dets, "repeat": args.repeat, "rows": rows}
     for name, r in rows.items():
         print(f"{name:<14} segm/AP {r['segm/AP']:.4f}  AP50 {r['segm/AP50']:.4f}  aji_gains {r['aji_gains']:.4f}  "
               f"{r['predicted']} instances  | {r['scale_line']}")

@@ -148,20 +148,6 @@ def profiled_step(model, optimizer, imgs, targets, autocast, timers: Timers, cli
     return {k: float(v.detach()) for k, v in losses.items()}
 
 
-def plain_step(model, optimizer, imgs, targets, autocast, clip: float) -> None:
-    """The step exactly as ``gains.engine.train.fit`` runs it."""
-    import torch
-
-    with autocast:
-        losses = model(imgs, targets)
-    loss = sum(losses.values())
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    optimizer.step()
-
-
 def profile_arm(preset: str, weights: str, overrides: list[str], warmup: int, steps: int, heads: bool = False
                 ) -> dict:
     """Median seconds per part over ``steps`` steps (after ``warmup``) of one arm, the uncut step time and the
@@ -170,7 +156,8 @@ def profile_arm(preset: str, weights: str, overrides: list[str], warmup: int, st
 
     from gains.data.dataset import collate
     from gains.engine.schedule import build_optimizer
-    from gains.engine.train import _autocast, build_train_dataset, resolve_data, with_test_scale
+    from gains.engine.step import autocast, train_step
+    from gains.engine.train import build_train_dataset, resolve_data, with_test_scale
     from gains.models.build import build_model
     from gains.models.weights import load_weights
 
@@ -196,10 +183,10 @@ def profile_arm(preset: str, weights: str, overrides: list[str], warmup: int, st
             with timers.part("data"):
                 imgs, targets = collate([data[i] for i in idx])
             torch.manual_seed(s)
-            profiled_step(model, opt, imgs, targets, _autocast(cfg.train.amp, device), timers, cfg.train.clip_grad_norm)
+            profiled_step(model, opt, imgs, targets, autocast(cfg.train.amp, device), timers, cfg.train.clip_grad_norm)
             torch.manual_seed(s)
             t0 = time.perf_counter()
-            plain_step(model, opt, imgs, targets, _autocast(cfg.train.amp, device), cfg.train.clip_grad_norm)
+            train_step(model, opt, imgs, targets, cfg.train.amp, cfg.train.clip_grad_norm)
             if s >= warmup:
                 rows.append(dict(timers.now))
                 plain.append(time.perf_counter() - t0)

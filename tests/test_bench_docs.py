@@ -127,7 +127,8 @@ def test_train_options_table_compares_each_candidate_with_nchw() -> None:
 def test_mosaic_table_has_a_row_per_prediction_and_states_the_caps() -> None:
     row = {"segm/AP": 0.25, "segm/AP50": 0.5, "aji_gains": 0.4, "predicted": 40, "scale_line": "scale 1.5 (rule)"}
     d = {"model": "nuclei", "data": "/tmp/x/test_cluster.json", "grid": [3, 3], "mosaic": [768, 960], "tile": 512,
-         "overlap": 64, "max_dets_per_scene": 400, "rows": {"scenes alone": row, "mosaic whole": {**row, "predicted": 38}}}
+         "overlap": 64, "max_dets_per_scene": 400,
+         "rows": {"scenes alone": row, "mosaic whole": {**row, "predicted": 38}}}
     lines = load_bench_docs().mosaic(d)
     assert lines[2] == "| scenes alone | 0.250 | 0.500 | 0.400 | 40 |" and lines[3].endswith("| 38 |")
     assert lines[-1] == ("`nuclei` on 9 held-out scenes of `test_cluster.json`, as a 3 x 3 mosaic of 960 x 768 px; "

@@ -14,7 +14,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from gains.engine import distributed as dist
 from gains.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gains.engine.sampling import IterationBatchSampler, SeededItems
 from gains.engine.schedule import TimeBudget, build_optimizer, build_scheduler
+from gains.engine.step import NonFiniteLossError, train_step
 from gains.errors import InputError
 from gains.evaluation.evaluator import evaluate
 from gains.gamm import GammParams
@@ -43,10 +43,6 @@ log = logging.getLogger("gains.train")
 RESUMABLE_CHANGES = frozenset({"train.max_iters", "train.max_minutes", "train.device", "train.eval_period",
                                "train.checkpoint_period", "train.log_period", "eval.score_thresh", "eval.max_dets",
                                "model.test_scale", "model.object_size"})
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced NaN/inf; the message names the iteration, the loss terms and the image ids."""
 
 
 def gamm_params(cfg: Config) -> GammParams:
@@ -102,14 +98,6 @@ def _peak_memory_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return peak_rss_mib()
-
-
-def _autocast(amp: str, device: torch.device):
-    if amp == "none":
-        return nullcontext()
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError("train.amp=fp16 needs CUDA; use bf16 on the CPU")
-    return torch.autocast(device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16)
 
 
 def _truncate_metrics(path: Path, start: int) -> None:
@@ -206,20 +194,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
         t0 = time.perf_counter()
         imgs = [i.to(device) for i in imgs]
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        with _autocast(cfg.train.amp, device):
-            losses = net(imgs, targets)
-        loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            ids = [int(t["image_id"]) for t in targets]
-            terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
-            raise NonFiniteLossError(f"non-finite loss at iteration {it} ({terms}) on image ids {ids}")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.train.clip_grad_norm:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
+        loss, losses = train_step(net, optimizer, imgs, targets, cfg.train.amp, cfg.train.clip_grad_norm, scaler, it)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         dt = time.perf_counter() - t0
