@@ -178,7 +178,8 @@ def mosaic(d: dict[str, Any]) -> list[str]:
     (h, w), (gr, gc) = d["mosaic"], d["grid"]
     cap = d.get("max_dets_per_scene")
     return [*_table(["prediction", "segm/AP", "AP50", "aji_gains", "instances"], rows), "",
-            f"`{d['model']}` on {gr * gc} held-out scenes of `{Path(d['data']).name}`, as a {gr} x {gc} mosaic of "
+            f"`{d['model']}` on " + ("one held-out scene" if d.get("repeat") else f"{gr * gc} held-out scenes")
+            + f" of `{Path(d['data']).name}`, as a {gr} x {gc} mosaic of "
             f"{w} x {h} px; tiled with tile {d['tile']}, overlap {d['overlap']} (network pixels)"
             + (f"; AP over at most {cap} detections per scene ({cap * gr * gc} for the mosaic)" if cap else "")
             + f". Scale: {next(iter(d['rows'].values()))['scale_line']}."]
@@ -188,7 +189,8 @@ RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "bench_gamm": gamm, "bench_train": train, "bench_score": score, "bench_predict": predict,
     "bench_loader": loader, "bench_train_cli/synthetic-overlap": train_cli, "profile_step/synthetic-overlap": profile,
     "bench_train_cli/box64/isbi2014": train_cli, "profile_step/box64/isbi2014": profile,
-    "bench_train_options": train_options, "bench_mosaic": mosaic}
+    "bench_train_options": train_options, "bench_mosaic": mosaic,
+    "bench_mosaic/repeat": mosaic, "bench_mosaic/repeat-overlap160": mosaic}
 
 
 def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:

@@ -134,3 +134,4 @@ def test_mosaic_table_has_a_row_per_prediction_and_states_the_caps() -> None:
     assert lines[-1] == ("`nuclei` on 9 held-out scenes of `test_cluster.json`, as a 3 x 3 mosaic of 960 x 768 px; "
                          "tiled with tile 512, overlap 64 (network pixels); AP over at most 400 detections per scene "
                          "(3600 for the mosaic). Scale: scale 1.5 (rule).")
+    assert load_bench_docs().mosaic({**d, "repeat": True})[-1].startswith("`nuclei` on one held-out scene of ")
