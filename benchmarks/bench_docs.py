@@ -5,7 +5,8 @@ is kept as it is. NAME is one of
 - a speed benchmark (bench_gamm, bench_train, bench_score, bench_predict, bench_loader), rendered from
   ``RESULTS/NAME.json``;
 - an accuracy job, ``ablation/PRESET``, ``sensitivity/PRESET`` or ``tuning/PRESET``: the tables of the job's
-  own ``RESULTS/ablation/PRESET/ablation.md`` (or sensitivity, tuning), its heading line dropped;
+  own ``RESULTS/ablation/PRESET/ablation.md`` (or sensitivity, tuning), its heading line dropped; likewise
+  ``compare/NAME`` from ``RESULTS/compare/NAME/compare.md`` (``benchmarks/compare_jobs.py``);
 - ``ablation_summary``: one row per ``RESULTS/ablation/*/ablation.json``.
 A block whose result file is missing is left untouched. The new document is written atomically.
 
@@ -211,7 +212,7 @@ def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
                    "aji_gains, gains - maskrcnn per image (95% CI)", "images better/worse"], rows)
 
 
-JOB_BLOCK = re.compile(r"<!-- begin ((ablation|sensitivity|tuning)/[\w.-]+) -->")
+JOB_BLOCK = re.compile(r"<!-- begin ((ablation|sensitivity|tuning|compare)/[\w.-]+) -->")
 
 
 def job_tables(path: Path) -> list[str]:

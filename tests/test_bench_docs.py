@@ -63,6 +63,7 @@ def test_job_blocks_take_the_tables_of_the_job_summary(tmp_path: Path) -> None:
     doc = ("<!-- begin ablation/isbi2014 -->\nold\n<!-- end ablation/isbi2014 -->\nmid\n"
            "<!-- begin sensitivity/isbi2014 -->\nno summary yet\n<!-- end sensitivity/isbi2014 -->\n")
     assert bench_docs.JOB_BLOCK.findall("<!-- begin tuning/isbi2014 -->") == [("tuning/isbi2014", "tuning")]
+    assert bench_docs.JOB_BLOCK.findall("<!-- begin compare/isbi2014-x -->") == [("compare/isbi2014-x", "compare")]
     new, done = bench_docs.update(doc, tmp_path)
     assert done == ["ablation/isbi2014"]
     assert new == ("<!-- begin ablation/isbi2014 -->\n| metric | gains |\n|---|---|\n| aji | 0.5 |\n"

@@ -129,3 +129,25 @@ def test_shipped_nuclei_model_segments_the_cc0_sample(tmp_path: Path) -> None:
                  "--device", "cpu", "--quiet"]) == 0
     found = json.loads((tmp_path / "p" / "results.json").read_text())
     assert 14 <= len(found) <= 56, len(found)  # the image holds 28 annotated nuclei
+
+
+@pytest.mark.skipif("overlap" not in zoo.names(), reason="this installation ships no overlap model")
+def test_shipped_overlap_model_finds_overlapping_cells_in_an_unseen_scene(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from gains.data.synth import make_sample
+
+    info = zoo.card("overlap")
+    assert info["training_data"]["licence"].startswith("CC0") and "nuclei" in info["training"]["started_from"]
+    scene = make_sample("overlap", 0, 256, seed=4)  # seed 4: neither the training (100) nor the test (200) seed
+    Image.fromarray(scene.image).save(tmp_path / "scene.png")
+    assert main(["predict", "overlap", str(tmp_path / "scene.png"), "--out", str(tmp_path / "p"), "--format",
+                 "coco,labels", "--device", "cpu", "--quiet"]) == 0
+    found = json.loads((tmp_path / "p" / "results.json").read_text())
+    truth = {c: scene.category_ids.count(c) for c in (1, 2)}  # cells, nuclei
+    for c, n in truth.items():
+        got = sum(f["category_id"] == c for f in found)
+        assert n // 2 <= got <= 2 * n, (c, got, n)
+    # overlapping cells are kept apart: the labels need one TIFF per overlap layer
+    layers = sorted((tmp_path / "p").glob("scene_labels_layer*.tif"))
+    assert len(layers) >= 2 and not (tmp_path / "p" / "scene_labels.tif").exists()
