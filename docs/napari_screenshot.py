@@ -49,6 +49,7 @@ def main(out: str, model: str) -> None:
     viewer.window.resize(1400, 800)
     QApplication.processEvents()  # lay the window out, so the view fits the canvas's final size
     viewer.reset_view()
+    viewer.camera.center, viewer.camera.zoom = (70, 165), viewer.camera.zoom * 1.8  # on the cluster
     shot = viewer.screenshot(out, canvas_only=False, flash=False)
     print(f"{out}: {shot.shape[1]}x{shot.shape[0]}; layers:", ", ".join(x.name for x in viewer.layers))
     viewer.close()
