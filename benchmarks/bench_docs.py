@@ -191,7 +191,8 @@ RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "bench_loader": loader, "bench_train_cli/synthetic-overlap": train_cli, "profile_step/synthetic-overlap": profile,
     "bench_train_cli/box64/isbi2014": train_cli, "profile_step/box64/isbi2014": profile,
     "bench_train_options": train_options, "bench_mosaic": mosaic,
-    "bench_mosaic/repeat": mosaic, "bench_mosaic/repeat-overlap160": mosaic, "bench_mosaic/overlap": mosaic}
+    "bench_mosaic/repeat": mosaic, "bench_mosaic/repeat-overlap160": mosaic, "bench_mosaic/overlap": mosaic,
+    "bench_mosaic/repeat-tile1024": mosaic}
 
 
 def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
