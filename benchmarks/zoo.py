@@ -44,6 +44,11 @@ DESCRIBE = {"nuclei": "DSB2018 nuclei (CC0)", "overlap": "synthetic overlapping 
 SYNTHETIC = {"train": (800, 100), "test": (64, 200)}  # overlap: split -> (scenes, seed), 256 px
 
 
+def data_rule(model: str) -> str:
+    """The paragraph "The ``MODEL`` data rule: ..." of this module's docstring, as the card records it."""
+    return __doc__.split(f"The ``{model}`` data rule: ")[1].split("\n\n")[0].strip()
+
+
 def _subset(doc: dict, names: set[str], parent_sha: str, name: str) -> dict:
     ids = {im["id"] for im in doc["images"] if im["file_name"] in names}
     info = {**(doc.get("info") or {}), "split": name, "split_of": "annotations.json", "split_of_sha256": parent_sha}
@@ -78,7 +83,7 @@ def prepare_nuclei(data: Path) -> dict[str, Path]:
     train = {im["file_name"] for im in doc["images"]} - cluster_test - other_test
     for name, names in (("train", train), ("test_cluster", cluster_test), ("test_other", other_test)):
         sub = _subset(doc, names, sha, name)
-        sub["info"]["rule"] = __doc__.split("The ``nuclei`` data rule: ")[1].split("\n\"\"\"")[0].strip()
+        sub["info"]["rule"] = data_rule("nuclei")
         paths[name].write_text(json.dumps(sub))
     return paths
 
@@ -87,7 +92,7 @@ def prepare_overlap(data: Path) -> dict[str, Path]:
     """Generate the synthetic train and test scenes (``SYNTHETIC``) into DATA/<split>/; their annotations.json."""
     from gains.data.synth import write_synthetic
 
-    rule = __doc__.split("The ``overlap`` data rule: ")[1].split("\n\"\"\"")[0].strip()
+    rule = data_rule("overlap")
     paths = {}
     for name, (n, seed) in SYNTHETIC.items():
         paths[name] = data / name / "annotations.json"
