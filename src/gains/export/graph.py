@@ -27,7 +27,6 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-SIZE_DIVISIBLE = 32
 INPUT_NAMES = ["image"]
 OUTPUT_NAMES = ["boxes", "scores", "labels", "masks"]
 GA_OUTPUT_NAMES = [*OUTPUT_NAMES, "ga_maps"]
@@ -73,7 +72,7 @@ class MaskRCNNGraph(nn.Module):
         sizes: list[tuple[int, int]] = []
         for s in shapes:
             sizes.append((s[0], s[1]))
-        batched = self.transform.batch_images(images, size_divisible=32)  # SIZE_DIVISIBLE (TorchScript wants a literal)
+        batched = self.transform.batch_images(images, size_divisible=32)  # a literal: TorchScript wants one
         features = self.backbone(batched)
         proposals, _ = self.rpn(ImageList(batched, sizes), features)
         heads = self.box_heads
