@@ -15,7 +15,8 @@ With ``--equal-time`` (needs ``--budget-minutes``) each model gets the same trai
 same iterations, as a user with a fixed CPU budget would run it: every run trains for the same
 ``train.max_minutes`` (what one run of the equal-iteration job would take), its LR schedule on the elapsed
 fraction, so the cheaper baseline reaches more iterations; results go to ``<preset>-equal-time`` and the
-report gives the iterations each model reached.
+report gives the iterations each model reached. ``--minutes M`` gives every run M minutes without a probe, so
+that jobs from different starts (``--init``) get the same budget.
 
 ``--init NAME`` starts both variants from the same pretrained backbone, FPN and RPN (a shipped model such as
 ``nuclei`` or a checkpoint; the RoI heads are freshly initialised for both, so neither inherits the other's);
@@ -57,6 +58,8 @@ from harness import (
 )
 
 VARIANTS = ("gains", "maskrcnn")
+# --minutes without a probe: the iteration cap assumes no step is faster than this (a CPU preset step takes 1-3 s)
+FASTEST_S_PER_ITER = 0.25
 MATCHED = "gains-matched"  # GAInS with the mask-loss weight that gives it the baseline's mean mask-loss weight
 
 
@@ -64,6 +67,9 @@ def main() -> None:
     p = job_arguments(__doc__.splitlines()[0], [0, 1, 2], "ablation")
     p.add_argument("--equal-time", action="store_true",
                    help="same training time per model instead of same iterations (with --budget-minutes)")
+    p.add_argument("--minutes", type=float, metavar="M",
+                   help="equal time with a fixed budget: every run trains for M minutes (no probe; implies "
+                   "--equal-time), so jobs of different starts (--init) get the same budget")
     p.add_argument("--init", metavar="NAME", help="start both variants from the backbone, FPN and RPN of a shipped "
                    "model or checkpoint (model.weights=NAME, model.weights_heads=false: fresh heads for both)")
     p.add_argument("--matched-arm", action="store_true",
@@ -74,8 +80,11 @@ def main() -> None:
     args = p.parse_args()
     if args.report_only and not args.iters:
         p.error("--report-only needs --iters N, the iteration count of the finished runs")
-    if args.equal_time and not args.budget_minutes:
-        p.error("--equal-time needs --budget-minutes M (the probe sets each model's iterations)")
+    if args.minutes and (args.iters or args.budget_minutes):
+        p.error("--minutes M sets each run's training time: leave out --iters and --budget-minutes")
+    args.equal_time = args.equal_time or bool(args.minutes)
+    if args.equal_time and not (args.budget_minutes or args.minutes):
+        p.error("--equal-time needs --budget-minutes M (the probe sets each model's minutes) or --minutes M")
     if args.init:
         args.overrides = [*args.overrides, f"model.weights={args.init}", "model.weights_heads=false"]
     t_start = time.perf_counter()
@@ -89,9 +98,10 @@ def main() -> None:
         arms[MATCHED] = ("gains", [f"model.mask_loss_weight={matched['mask_loss_weight']:.4f}"])
     iters, probe = choose_iterations(args, {v: run_config(base, v, 0) for v in VARIANTS},
                                      len(args.seeds) * len(arms) / len(VARIANTS), out, t_start)
-    if args.equal_time:
-        minutes = run_minutes(iters, probe)
-        timed = with_time_budget(base, minutes, min(probe.values()))
+    if args.minutes:
+        timed = with_time_budget(base, args.minutes, FASTEST_S_PER_ITER)
+    elif args.equal_time:
+        timed = with_time_budget(base, run_minutes(iters, probe), min(probe.values()))
     else:
         timed = with_iterations(base, iters) if iters else base
     reached: dict[str, list[int]] = {a: [] for a in arms}
