@@ -2,12 +2,20 @@
 
     .venv/bin/python benchmarks/zoo.py --model nuclei --out /tmp/zoo_nuclei [--minutes 150] [--stage all]
     .venv/bin/python benchmarks/zoo.py --model overlap --out /tmp/zoo_overlap [--minutes 45] [--stage all]
+    python3 benchmarks/zoo.py --model nuclei --gpu --out /tmp/zoo_nuclei_gpu [--stage all]
 
 Stages (``--stage``): ``prepare`` (convert and split the shared data into OUT/data), ``train`` (OUT/run,
 resumable: run the same command again after an interruption), ``eval`` (OUT/eval_<part>/METRICS.json for
 each held-out part), ``all`` (those three) and ``export``: the run's last checkpoint packed as the shipped
 model (float16, in parts) into src/gains/zoo/models/<model>/ with its card, then the packed model scored
 by name through ``gains eval`` on both held-out parts, those metrics written into the card.
+``bundle`` copies the prepared data into ``--bundle DIR`` with the images that are grey in three equal
+channels written as one-channel PNGs (what a model reads from them is the same, checked per image): a copy
+small enough to send to a GPU machine without the shared data, used there by copying it to OUT/data.
+
+``--gpu`` takes ``configs/zoo_<model>_gpu.yaml``: the same network, input scale and test-time settings, the
+reference's RoI sampling and the shape of its schedule on a CUDA device, on a budget that fits one 10-minute
+GPU call; its card names the GPU.
 
 The ``nuclei`` data rule: DSB2018 stage1_train (CC0) less a fixed test set,
 namely the test split of the cluster proxy (``cluster_nuclei_proxy.txt`` converted, then ``gains split
@@ -38,6 +46,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from harness import SHARED  # noqa: E402
 
 CONFIGS = {"nuclei": ROOT / "configs" / "zoo_nuclei_cpu.yaml", "overlap": ROOT / "configs" / "zoo_overlap_cpu.yaml"}
+GPU_CONFIGS = {model: path.with_name(path.name.replace("_cpu", "_gpu")) for model, path in CONFIGS.items()}
 HELD_OUT = {"nuclei": ("test_cluster", "test_other"), "overlap": ("test",)}
 # what the card's summary says of the training data, before the held-out segm/AP
 DESCRIBE = {"nuclei": "DSB2018 nuclei (CC0)", "overlap": "synthetic overlapping cells and nuclei (generated, CC0)"}
@@ -109,7 +118,7 @@ def prepare(model: str, data: Path) -> dict[str, Path]:
     return prepare_nuclei(data) if model == "nuclei" else prepare_overlap(data)
 
 
-def train(model: str, out: Path, minutes: float | None, overrides: list[str]) -> dict:
+def train(model: str, out: Path, minutes: float | None, overrides: list[str], gpu: bool = False) -> dict:
     from gains.config import load_config
     from gains.engine.train import fit
 
@@ -117,19 +126,55 @@ def train(model: str, out: Path, minutes: float | None, overrides: list[str]) ->
     sets = [f"data.train={paths['train']}", *overrides]
     if minutes is not None:
         sets.append(f"train.max_minutes={minutes}")
-    cfg = load_config(CONFIGS[model], sets)
+    cfg = load_config((GPU_CONFIGS if gpu else CONFIGS)[model], sets)
     t0 = time.time()
     summary = fit(cfg, out / "run", resume=(out / "run" / "last.pt").exists())
     summary["wall_s"] = time.time() - t0
     return summary
 
 
-def evaluate(model: str, out: Path) -> dict[str, dict]:
+def evaluate(model: str, out: Path, device: str = "cpu") -> dict[str, dict]:
     from gains.inference.eval_run import evaluate_checkpoint
 
     paths = prepare(model, out / "data")
-    return {part: evaluate_checkpoint(out / "run", paths[part], "all", out / f"eval_{part}", device="cpu")
+    return {part: evaluate_checkpoint(out / "run", paths[part], "all", out / f"eval_{part}", device=device)
             for part in HELD_OUT[model]}
+
+
+def bundle(model: str, out: Path, dest: Path) -> dict[str, int]:
+    """Copy the prepared data (OUT/data) into ``dest``, the grey-in-RGB images as one-channel PNGs; returns
+    {"images": n, "grey": n written as one channel, "bytes": total size}. SystemExit if ``dest`` exists."""
+    import shutil
+
+    from PIL import Image
+
+    from gains.imageio import read_image
+
+    if dest.exists():
+        raise SystemExit(f"{dest}: already exists; choose a new folder")
+    paths = prepare(model, out / "data")
+    root = out / "data"
+    files = {p.parent.relative_to(root) / "images" / im["file_name"] for p in paths.values()  # the loader's layout
+             for im in json.loads(p.read_text())["images"]}
+    grey, tmp = 0, dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for path in paths.values():
+        (tmp / path.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, tmp / path.relative_to(root))
+    for name in sorted(files):
+        src, dst = root / name, tmp / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        pixels = read_image(src)
+        if pixels.ndim == 3 and pixels.shape[-1] == 3 and src.suffix.lower() == ".png" \
+                and (pixels == pixels[..., :1]).all():
+            Image.fromarray(pixels[..., 0]).save(dst, optimize=True)
+            if not np.array_equal(read_image(dst), pixels[..., 0]):
+                raise SystemExit(f"{dst}: the one-channel copy does not read back as {src}")
+            grey += 1
+        else:
+            shutil.copyfile(src, dst)
+    tmp.rename(dest)
+    return {"images": len(files), "grey": grey, "bytes": sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())}
 
 
 DATA_CARD = {
@@ -148,10 +193,21 @@ def started_from(weights: str) -> str:
     return f"the shipped {weights!r} model (model.weights={weights}: every tensor whose name and shape fit)"
 
 
-def export(model: str, out: Path, dest: Path) -> dict:
-    """Pack OUT/run/last.pt as the shipped ``model`` (see the module docstring); returns the card."""
+def machine(device: str) -> str:
+    """The card's words for the machine a run trained on: its GPU for a CUDA run, else its CPU cores."""
+    import os
     import platform
 
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{platform.machine()}, {os.cpu_count()} CPU cores, 1 GPU ({torch.cuda.get_device_name(0)})"
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU"
+
+
+def export(model: str, out: Path, dest: Path) -> dict:
+    """Pack OUT/run/last.pt as the shipped ``model`` into DEST/<model>/ (see the module docstring); returns
+    the card."""
     from gains import zoo
     from gains.config import config_to_dict, saved_config
     from gains.engine.checkpoint import load_checkpoint
@@ -163,6 +219,8 @@ def export(model: str, out: Path, dest: Path) -> dict:
     cfg = with_test_scale(saved_config(ckpt["config"]), paths["train"])  # runs before the scale rule lack it
     ckpt["config"] = config_to_dict(cfg)
     stopped = json.loads((out / "run" / "train_summary.json").read_text())
+    gpu = cfg.train.device.startswith("cuda")
+    device = "cuda" if gpu else "cpu"
     docs = {name: json.loads(p.read_text()) for name, p in paths.items()}
     names = sorted(im["file_name"] for im in docs["train"]["images"])
     fields = {
@@ -177,23 +235,24 @@ def export(model: str, out: Path, dest: Path) -> dict:
         "training": {"started_from": started_from(cfg.model.weights), "iterations": stopped["iterations"],
                      "stop_reason": stopped["stop_reason"], "training_minutes": round(stopped["elapsed_s"] / 60, 1),
                      "budget_minutes": stopped["max_minutes"], "schedule_max_iters": stopped["max_iters"],
-                     "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores, no GPU",
+                     "machine": machine(cfg.train.device),
                      "command": f".venv/bin/python benchmarks/zoo.py --model {model} --out {out} "
-                                f"--minutes {stopped['max_minutes']:g}"},
+                                f"--minutes {stopped['max_minutes']:g}" + (" --gpu" if gpu else "")},
     }
     card = zoo.pack(ckpt, dest, model, fields)
     metrics = {}
     for part in held_out:
         ev = out / f"zoo_eval_{part}"
         subprocess.run([sys.executable, "-m", "gains", "eval", model, "--data", str(paths[part]), "--split", "all",
-                        "--out", str(ev), "--device", "cpu"], check=True)
+                        "--out", str(ev), "--device", device], check=True)
         m = json.loads((ev / "METRICS.json").read_text())
         metrics[part] = {k: round(m[k], 4) for k in CARD_METRICS if m.get(k) is not None}
         metrics[part]["command"] = (f"gains eval {model} --data {paths[part]} --split all --out EVAL_DIR "
                                     f"(images: {len(docs[part]['images'])}, up to {cfg.eval.max_dets} detections)")
     card["metrics"] = metrics
     start = "from scratch" if cfg.model.weights == "none" else f"from {cfg.model.weights}"
-    card["summary"] = (f"{card['architecture']}; {DESCRIBE[model]}, {start} on a 2-core CPU; segm/AP "
+    where = "one GPU" if gpu else f"a {__import__('os').cpu_count()}-core CPU"
+    card["summary"] = (f"{card['architecture']}; {DESCRIBE[model]}, {start} on {where}; segm/AP "
                        + ", ".join(f"{metrics[part]['segm/AP']:.3f} ({part.replace('_', ' ')})" for part in held_out))
     (dest / model / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     return card
@@ -204,16 +263,22 @@ def main() -> int:
     p.add_argument("--model", choices=sorted(CONFIGS), required=True)
     p.add_argument("--out", type=Path, required=True, help="work folder (outside the repository)")
     p.add_argument("--minutes", type=float, default=None, help="training budget (default: the config's)")
-    p.add_argument("--stage", choices=("prepare", "train", "eval", "all", "export"), default="all")
+    p.add_argument("--stage", choices=("prepare", "train", "eval", "all", "export", "bundle"), default="all")
+    p.add_argument("--gpu", action="store_true", help="train with configs/zoo_<model>_gpu.yaml on a CUDA device")
+    p.add_argument("--bundle", type=Path, help="with --stage bundle: the new folder for the compact data copy")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = p.parse_args()
+    if (args.stage == "bundle") != (args.bundle is not None):
+        p.error("--stage bundle and --bundle DIR go together")
     if args.stage == "prepare":
         print(json.dumps({k: str(v) for k, v in prepare(args.model, args.out / "data").items()}, indent=1))
+    if args.stage == "bundle":
+        print(json.dumps(bundle(args.model, args.out, args.bundle), indent=1))
     if args.stage in ("train", "all"):
-        summary = train(args.model, args.out, args.minutes, args.set)
+        summary = train(args.model, args.out, args.minutes, args.set, args.gpu)
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}, indent=1))
     if args.stage in ("eval", "all"):
-        print(json.dumps(evaluate(args.model, args.out), indent=1))
+        print(json.dumps(evaluate(args.model, args.out, "cuda" if args.gpu else "cpu"), indent=1))
     if args.stage == "export":
         card = export(args.model, args.out, ROOT / "src" / "gains" / "zoo" / "models")
         print(json.dumps({k: card[k] for k in ("summary", "metrics", "bytes")}, indent=1))

@@ -1,0 +1,90 @@
+"""benchmarks/zoo.py, the reproduction of the shipped models: the GPU configs train the same network as the CPU
+ones, and the compact data copy for a GPU machine reads back as the data it copies."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gains.config import config_to_dict, load_config
+from gains.data.dataset import InstanceDataset
+from tests.conftest import ROOT, disc_polygon
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+zoo = pytest.importorskip("zoo")
+
+# fields a GPU reproduction may set otherwise: they change how the model trains, not what it is or how it predicts
+TRAINING_ONLY = {("data", "num_workers"), ("model", "rpn_pre_nms_top_n_train"), ("model", "rpn_post_nms_top_n_train"),
+                 ("model", "box_batch_size_per_image"), ("model", "ga_rois_per_image")}
+
+
+@pytest.mark.parametrize("model", sorted(zoo.CONFIGS))
+def test_gpu_config_trains_the_same_network_with_the_same_test_settings(model: str) -> None:
+    cpu, gpu = (config_to_dict(load_config(p)) for p in (zoo.CONFIGS[model], zoo.GPU_CONFIGS[model]))
+    for section in ("data", "gamm", "model", "eval"):
+        keys = set(cpu[section]) | set(gpu[section])
+        differ = {k for k in keys if cpu[section].get(k) != gpu[section].get(k)}
+        assert {(section, k) for k in differ} <= TRAINING_ONLY, (section, differ)
+    assert gpu["train"]["device"] == "cuda" and gpu["train"]["amp"] == "bf16"
+    # the whole reproduction (data, training, scoring, packing) must fit one 10-minute GPU call
+    assert gpu["train"]["max_minutes"] <= 6
+    fractions = [s / gpu["train"]["max_iters"] for s in gpu["train"]["steps"]]
+    assert fractions == sorted(fractions) and 0.5 < fractions[0] < fractions[-1] < 1
+
+
+def _nuclei_data(out: Path) -> dict[str, Path]:
+    """OUT/data/all as zoo.prepare_nuclei leaves it: images/ and the three split JSONs (one grey-in-RGB image,
+    one colour image)."""
+    folder = out / "data" / "all"
+    (folder / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (48, 64), dtype=np.uint8)
+    Image.fromarray(np.repeat(grey[..., None], 3, axis=-1)).save(folder / "images" / "g.png")
+    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(folder / "images" / "c.png")
+    images = [{"id": 1, "file_name": "g.png", "height": 48, "width": 64},
+              {"id": 2, "file_name": "c.png", "height": 48, "width": 64}]
+    anns = [{"id": i, "image_id": i, "category_id": 1, "iscrowd": 0, "segmentation": [disc_polygon(24, 30, 9)]}
+            for i in (1, 2)]
+    cats = [{"id": 1, "name": "nucleus"}]
+    paths = {}
+    for name, ids in (("train", {1, 2}), ("test_cluster", {1}), ("test_other", {2})):
+        doc = {"images": [im for im in images if im["id"] in ids],
+               "annotations": [a for a in anns if a["image_id"] in ids], "categories": cats}
+        paths[name] = folder / f"{name}.json"
+        paths[name].write_text(json.dumps(doc))
+    return paths
+
+
+def test_bundle_writes_grey_images_as_one_channel_and_reads_back_the_same(tmp_path: Path) -> None:
+    paths = _nuclei_data(tmp_path / "work")
+    dest = tmp_path / "bundle"
+    info = zoo.bundle("nuclei", tmp_path / "work", dest)
+    assert (info["images"], info["grey"]) == (2, 1)
+    src = tmp_path / "work" / "data" / "all"
+    assert Image.open(dest / "all" / "images" / "g.png").mode == "L"
+    assert (dest / "all" / "images" / "c.png").read_bytes() == (src / "images" / "c.png").read_bytes()
+    for path in paths.values():
+        assert (dest / "all" / path.name).read_bytes() == path.read_bytes()
+    # what the network gets (normalised image, masks) is the same from the copy as from the original
+    before, after = InstanceDataset(paths["train"]), InstanceDataset(dest / "all" / "train.json")
+    for i in range(2):
+        (img0, t0), (img1, t1) = before[i], after[i]
+        assert img0.shape == img1.shape == (3, 48, 64) and torch.equal(img0, img1)
+        assert torch.equal(t0["masks"], t1["masks"])
+    assert not (tmp_path / "bundle.tmp").exists()
+
+
+def test_bundle_refuses_an_existing_folder_and_leaves_it_alone(tmp_path: Path) -> None:
+    _nuclei_data(tmp_path / "work")
+    dest = tmp_path / "bundle"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="already exists"):
+        zoo.bundle("nuclei", tmp_path / "work", dest)
+    assert [p.name for p in dest.iterdir()] == ["keep.txt"]
