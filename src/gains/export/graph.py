@@ -27,6 +27,8 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
+from gains.models.roi_pool import torchvision_pool
+
 INPUT_NAMES = ["image"]
 OUTPUT_NAMES = ["boxes", "scores", "labels", "masks"]
 GA_OUTPUT_NAMES = [*OUTPUT_NAMES, "ga_maps"]
@@ -58,11 +60,11 @@ class MaskRCNNGraph(nn.Module):
         self.backbone = model.backbone
         self.rpn = model.rpn
         self.box_heads = RoIHeads(
-            heads.box_roi_pool, heads.box_head, heads.box_predictor, heads.proposal_matcher.high_threshold,
-            heads.proposal_matcher.low_threshold, heads.fg_bg_sampler.batch_size_per_image,
-            heads.fg_bg_sampler.positive_fraction, heads.box_coder.weights, heads.score_thresh, heads.nms_thresh,
-            heads.detections_per_img)
-        self.mask_roi_pool = heads.mask_roi_pool
+            torchvision_pool(heads.box_roi_pool), heads.box_head, heads.box_predictor,
+            heads.proposal_matcher.high_threshold, heads.proposal_matcher.low_threshold,
+            heads.fg_bg_sampler.batch_size_per_image, heads.fg_bg_sampler.positive_fraction,
+            heads.box_coder.weights, heads.score_thresh, heads.nms_thresh, heads.detections_per_img)
+        self.mask_roi_pool = torchvision_pool(heads.mask_roi_pool)
         self.mask_branch = heads.mask_branch
 
     def detect(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
