@@ -230,6 +230,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=float, default=3.5, help="training budget in wall-clock minutes (the "
                    "whole demo takes about a minute more)")
     p.add_argument("--size", type=int, default=256, help="scene side in pixels")
+    p.add_argument("--weights", default="none", help="start from a shipped model (e.g. nuclei) instead of from "
+                   "scratch")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
 
@@ -237,7 +239,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gains.demo import run_demo
 
-    report = run_demo(args.out, minutes=args.minutes, size=args.size, progress=not args.quiet)
+    report = run_demo(args.out, minutes=args.minutes, size=args.size, progress=not args.quiet,
+                      weights=args.weights)
     print(f"demo finished: open {report.resolve()}")
     return 0
 

@@ -15,14 +15,23 @@ import logging
 import time
 from pathlib import Path
 
+from gains import zoo
 from gains.config import config_from_dict
+from gains.errors import InputError
 
 log = logging.getLogger("gains.demo")
 
 
-def demo_config(minutes: float, size: int, n_train: int, n_val: int, workers: int = 0, iters: int = 1000) -> dict:
+# the anchors of the shipped models (nuclei, overlap), so that a start from one keeps its RPN's levels' meaning
+ZOO_ANCHORS = [8, 16, 32, 64, 128]
+
+
+def demo_config(minutes: float, size: int, n_train: int, n_val: int, workers: int = 0, iters: int = 1000,
+                weights: str = "none") -> dict:
     """The demo's training config: a budget of ``minutes``; ``iters`` is the cap and the schedule's shape
-    (warm-up over its first 5%, decays at 80% and 93%)."""
+    (warm-up over its first 5%, decays at 80% and 93%); ``weights`` a start (a shipped model's name: its anchors
+    too) or ``none`` (from scratch)."""
+    start = {} if weights == "none" else {"weights": weights, "anchor_sizes": ZOO_ANCHORS}
     return {
         "data": {"synthetic": "overlap", "synthetic_train": n_train, "synthetic_val": n_val, "synthetic_size": size,
                  "hflip": 0.5, "vflip": 0.5, "rot90": 0.5, "num_workers": workers},
@@ -31,7 +40,7 @@ def demo_config(minutes: float, size: int, n_train: int, n_val: int, workers: in
                   "min_size_train": [size - 32, size, size + 32], "min_size_test": size, "max_size": 2 * size,
                   "rpn_pre_nms_top_n_train": 600, "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 300,
                   "rpn_post_nms_top_n_test": 150, "box_batch_size_per_image": 64, "detections_per_img": 50,
-                  "ga_rois_per_image": 16},
+                  "ga_rois_per_image": 16, **start},
         "train": {"device": "cpu", "max_iters": iters, "max_minutes": minutes, "batch_size": 2, "lr": 0.02,
                   "warmup_iters": max(1, iters // 20), "steps": [int(iters * 0.8), int(iters * 0.93)],
                   "clip_grad_norm": 10.0, "amp": "bf16", "checkpoint_period": 0, "eval_period": 40,
@@ -40,8 +49,9 @@ def demo_config(minutes: float, size: int, n_train: int, n_val: int, workers: in
 
 
 def run_demo(out: str | Path, minutes: float = 3.5, size: int = 256, n_train: int = 40, n_val: int = 10,
-             progress: bool = True) -> Path:
-    """Run every stage into ``out`` (training for ``minutes`` of wall-clock time); returns ``report.html``."""
+             progress: bool = True, weights: str = "none") -> Path:
+    """Run every stage into ``out`` (training for ``minutes`` of wall-clock time, from ``weights``); returns
+    ``report.html``."""
     from gains.data.synth import write_synthetic
     from gains.engine.train import fit
     from gains.gamm import GammParams, run_gamm
@@ -49,6 +59,9 @@ def run_demo(out: str | Path, minutes: float = 3.5, size: int = 256, n_train: in
     from gains.inference.predict_run import predict_files
     from gains.report import build_report
 
+    if weights != "none" and not zoo.is_name(weights) and not Path(weights).exists():
+        zoo.check_spec(weights)  # a bare word: the one-line error that lists the shipped models
+        raise InputError(f"--weights {weights}: no such checkpoint or run folder")
     out = Path(out)
     t0 = time.perf_counter()
     run = out / "run"
@@ -61,7 +74,7 @@ def run_demo(out: str | Path, minutes: float = 3.5, size: int = 256, n_train: in
     gamm = run_gamm(data / "train" / "annotations.json", data / "train" / "images", params, out=store, workers=2,
                     overwrite=True, progress=False)
     log.info("2/6 %d GA maps in %.1f s -> %s", gamm.n_maps, gamm.seconds, store)
-    raw = demo_config(minutes, size, n_train, n_val)
+    raw = demo_config(minutes, size, n_train, n_val, weights=weights)
     raw["gamm"]["store"] = str(store)
     t = time.perf_counter()
     summary = fit(config_from_dict(raw), run, resume=False, progress=progress)
