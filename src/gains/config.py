@@ -100,6 +100,9 @@ class ModelConfig:
     detections_per_img: int = 100
     mask_pool_size: int = 14
     roi_aligned: bool = True
+    # how CPU training pools RoI features: gather (gains.models.roi_pool, torchvision's numbers, faster backward)
+    # | torchvision (its op everywhere); inference, exports and CUDA always use torchvision's op
+    roi_pool: str = "gather"
 
 
 @dataclass(frozen=True)

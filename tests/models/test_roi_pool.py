@@ -85,3 +85,39 @@ def test_inference_and_exports_use_torchvisions_op(monkeypatch) -> None:
     assert type(plain) is MultiScaleRoIAlign
     assert (plain.featmap_names, plain.output_size, plain.sampling_ratio) == (NAMES, (7, 7), 0)
     torch.jit.script(plain)
+
+
+def test_a_training_step_with_the_gathered_pools_gives_torchvisions_losses_and_gradients() -> None:
+    from dataclasses import replace
+
+    from gains.models.build import build_model
+    from tests.models.test_model import TINY, sample
+
+    images, targets = sample(3)
+    results = {}
+    for name in ("gather", "torchvision"):
+        torch.manual_seed(0)
+        model = build_model(replace(TINY, roi_pool=name), 1).train()
+        assert type(model.roi_heads.box_roi_pool) is (GatherRoIAlign if name == "gather" else MultiScaleRoIAlign)
+        torch.manual_seed(1)  # the same RoI sampling
+        losses = model(images, targets)
+        sum(losses.values()).backward()
+        results[name] = ({k: v.item() for k, v in losses.items()},
+                         {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    (loss_a, grad_a), (loss_b, grad_b) = results["gather"], results["torchvision"]
+    assert loss_a.keys() == loss_b.keys() and "loss_ga" in loss_a
+    for k in loss_a:
+        assert loss_a[k] == pytest.approx(loss_b[k], rel=1e-4, abs=1e-6), k
+    assert grad_a.keys() == grad_b.keys()
+    for n in grad_a:
+        torch.testing.assert_close(grad_a[n], grad_b[n], rtol=1e-3, atol=1e-5, msg=n)
+
+
+def test_an_unknown_roi_pool_is_refused() -> None:
+    from dataclasses import replace
+
+    from gains.models.build import build_model
+    from tests.models.test_model import TINY
+
+    with pytest.raises(ValueError, match="model.roi_pool must be one of"):
+        build_model(replace(TINY, roi_pool="fast"), 1)

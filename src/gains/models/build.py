@@ -10,7 +10,7 @@ from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
-from torchvision.ops import FrozenBatchNorm2d
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 
 from gains.config import ModelConfig
 from gains.models.heads import GuidanceFusion, MaskBranch
@@ -20,6 +20,7 @@ from gains.models.transform import GainsTransform
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 VARIANTS = ("gains", "maskrcnn")
+ROI_POOLS = {"gather": GatherRoIAlign, "torchvision": MultiScaleRoIAlign}  # model.roi_pool
 
 
 def _norm_layer(norm: str):
@@ -56,18 +57,21 @@ def build_model(cfg: ModelConfig, num_classes: int) -> MaskRCNN:
         raise ValueError(f"model.backbone must be one of {BACKBONES}, got {cfg.backbone!r}")
     if num_classes < 1:
         raise ValueError("num_classes must be >= 1")
+    if cfg.roi_pool not in ROI_POOLS:
+        raise ValueError(f"model.roi_pool must be one of {tuple(ROI_POOLS)}, got {cfg.roi_pool!r}")
+    pool = ROI_POOLS[cfg.roi_pool]
     backbone = resnet_fpn_backbone(backbone_name=cfg.backbone, weights=None, norm_layer=_norm_layer(cfg.norm),
                                    trainable_layers=cfg.trainable_layers)
     anchors = AnchorGenerator(tuple((s,) for s in cfg.anchor_sizes),
                               (tuple(cfg.aspect_ratios),) * len(cfg.anchor_sizes))
-    mask_pool = GatherRoIAlign(["0", "1", "2", "3"], cfg.mask_pool_size, sampling_ratio=0)
+    mask_pool = pool(["0", "1", "2", "3"], cfg.mask_pool_size, sampling_ratio=0)
     model = MaskRCNN(
         backbone, num_classes=num_classes + 1, min_size=cfg.min_size_train, max_size=cfg.max_size,
         image_mean=cfg.image_mean, image_std=cfg.image_std, rpn_anchor_generator=anchors,
         rpn_pre_nms_top_n_train=cfg.rpn_pre_nms_top_n_train, rpn_pre_nms_top_n_test=cfg.rpn_pre_nms_top_n_test,
         rpn_post_nms_top_n_train=cfg.rpn_post_nms_top_n_train, rpn_post_nms_top_n_test=cfg.rpn_post_nms_top_n_test,
         rpn_nms_thresh=cfg.rpn_nms_thresh, rpn_batch_size_per_image=cfg.rpn_batch_size_per_image,
-        box_roi_pool=GatherRoIAlign(["0", "1", "2", "3"], 7, sampling_ratio=0),
+        box_roi_pool=pool(["0", "1", "2", "3"], 7, sampling_ratio=0),
         box_score_thresh=cfg.box_score_thresh, box_nms_thresh=cfg.box_nms_thresh,
         box_detections_per_img=cfg.detections_per_img, box_batch_size_per_image=cfg.box_batch_size_per_image,
         box_positive_fraction=cfg.box_positive_fraction, mask_roi_pool=mask_pool,
