@@ -78,8 +78,8 @@ def main() -> None:
     p.add_argument("--report-only", action="store_true",
                    help="summarise finished runs from their eval/ folders (training time = sum of step times)")
     args = p.parse_args()
-    if args.report_only and not args.iters:
-        p.error("--report-only needs --iters N, the iteration count of the finished runs")
+    if args.report_only and not (args.iters or args.minutes):
+        p.error("--report-only needs --iters N or --minutes M, the budget of the finished runs")
     if args.minutes and (args.iters or args.budget_minutes):
         p.error("--minutes M sets each run's training time: leave out --iters and --budget-minutes")
     args.equal_time = args.equal_time or bool(args.minutes)

@@ -133,10 +133,21 @@ def train(model: str, out: Path, minutes: float | None, overrides: list[str], gp
     return summary
 
 
-def evaluate(model: str, out: Path, device: str = "cpu") -> dict[str, dict]:
+def run_device(out: Path) -> str:
+    """Where to score the run in OUT/run: ``cuda`` if it trained on a CUDA device (and one is here), else ``cpu``."""
+    import torch
+
+    from gains.config import load_config
+
+    trained = load_config(out / "run" / "config.yaml").train.device
+    return "cuda" if trained.startswith("cuda") and torch.cuda.is_available() else "cpu"
+
+
+def evaluate(model: str, out: Path) -> dict[str, dict]:
     from gains.inference.eval_run import evaluate_checkpoint
 
     paths = prepare(model, out / "data")
+    device = run_device(out)
     return {part: evaluate_checkpoint(out / "run", paths[part], "all", out / f"eval_{part}", device=device)
             for part in HELD_OUT[model]}
 
@@ -219,8 +230,8 @@ def export(model: str, out: Path, dest: Path) -> dict:
     cfg = with_test_scale(saved_config(ckpt["config"]), paths["train"])  # runs before the scale rule lack it
     ckpt["config"] = config_to_dict(cfg)
     stopped = json.loads((out / "run" / "train_summary.json").read_text())
-    gpu = cfg.train.device.startswith("cuda")
-    device = "cuda" if gpu else "cpu"
+    device = run_device(out)
+    gpu = device == "cuda"
     docs = {name: json.loads(p.read_text()) for name, p in paths.items()}
     names = sorted(im["file_name"] for im in docs["train"]["images"])
     fields = {
@@ -278,7 +289,7 @@ def main() -> int:
         summary = train(args.model, args.out, args.minutes, args.set, args.gpu)
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}, indent=1))
     if args.stage in ("eval", "all"):
-        print(json.dumps(evaluate(args.model, args.out, "cuda" if args.gpu else "cpu"), indent=1))
+        print(json.dumps(evaluate(args.model, args.out), indent=1))
     if args.stage == "export":
         card = export(args.model, args.out, ROOT / "src" / "gains" / "zoo" / "models")
         print(json.dumps({k: card[k] for k in ("summary", "metrics", "bytes")}, indent=1))
