@@ -73,6 +73,9 @@ class ModelConfig:
     ga_loss_weight: float = 1.0
     predict_ga_maps: bool = True
     ga_rois_per_image: int | None = 32
+    # width of the guidance fusion's output and the anomaly branch's convs: 256 is the reference; fewer make the
+    # branch cheaper (its cost grows with the square of the width)
+    anomaly_channels: int = 256
     min_size_train: list[int] = field(default_factory=lambda: [640, 672, 704, 736, 768, 800])
     min_size_test: int = 800
     max_size: int = 1333

@@ -48,6 +48,23 @@ def test_every_parameter_gets_a_gradient_in_gains_mode() -> None:
     assert not missing, missing
 
 
+def test_a_narrower_anomaly_branch_trains_and_keeps_the_rest_of_the_model() -> None:
+    torch.manual_seed(0)
+    wide = build_model(TINY, 1)
+    narrow = build_model(ModelConfig(**{**TINY.__dict__, "anomaly_channels": 64}), 1).train()
+    shapes = {n: p.shape for n, p in narrow.named_parameters()}
+    differ = sorted(n for n, p in wide.named_parameters() if shapes[n] != p.shape)
+    assert differ and all(n.startswith(("roi_heads.fusion.", "roi_heads.anomaly.")) for n in differ)
+    assert narrow.roi_heads.fusion.conv.out_channels == 64 and narrow.roi_heads.anomaly.deconv.out_channels == 64
+    images, targets = sample()
+    losses = narrow(images, targets)
+    assert losses["loss_ga"].item() > 0
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in narrow.roi_heads.anomaly.parameters())
+    with pytest.raises(ValueError, match="anomaly_channels"):
+        build_model(ModelConfig(**{**TINY.__dict__, "anomaly_channels": 0}), 1)
+
+
 def test_box_coding_stays_float32_under_bf16_autocast() -> None:
     """RPN deltas and box predictions come out float32 (bf16 proposals collapse and made NaN box losses)."""
     torch.manual_seed(0)

@@ -38,11 +38,11 @@ class MaskBranch(nn.Module):
 
 class GuidanceFusion(nn.Module):
     """ReLU(conv3x3(concat(pooled, inner))): the reference's effective fusion (spec 2.3; its two dead
-    layers are not reproduced). [R, 256, S, S] x 2 -> [R, 256, S, S]."""
+    layers are not reproduced). [R, channels, S, S] x 2 -> [R, out_channels (default channels), S, S]."""
 
-    def __init__(self, channels: int = 256) -> None:
+    def __init__(self, channels: int = 256, out_channels: int | None = None) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(2 * channels, channels, 3, padding=1)
+        self.conv = nn.Conv2d(2 * channels, out_channels or channels, 3, padding=1)
 
     def forward(self, pooled: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.conv(torch.cat([pooled, inner], dim=1)))
