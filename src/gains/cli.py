@@ -198,6 +198,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="comma list of coco, labels, overlay, ga, imagej (Fiji ROI zip), geojson (QuPath)")
     p.add_argument("--tile", type=int, default=1024, help="tile side for large images (0: never tile)")
     p.add_argument("--overlap", type=int, default=128, help="tile overlap in pixels")
+    p.add_argument("--tile-merge", choices=("union", "central"), default="union",
+                   help="how tiles' detections become one set: union of masks that agree across a seam, or each "
+                   "object from the tile whose core holds its centre (needs an overlap of an object's diameter)")
     _add_scale_options(p)
     p.add_argument("--score-thresh", type=float, help="default: the checkpoint's eval.score_thresh")
     p.add_argument("--device", default="auto")
@@ -214,7 +217,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     summary = predict_files(args.checkpoint, args.inputs, args.out, formats, tile=args.tile or None,
                             overlap=args.overlap, device=args.device, scale=args.scale,
                             score_thresh=args.score_thresh, overrides=args.overrides, progress=not args.quiet,
-                            object_size=args.object_size, choice=plane_choice(args))
+                            object_size=args.object_size, choice=plane_choice(args), merge=args.tile_merge)
     if summary["main"]:  # under torchrun, rank 0 reports for all
         print(summary["scale_note"])
         print(f"{summary['instances']} instances in {summary['images']} images -> {summary['out']} "

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
 from gains.cli import main
 from gains.errors import InputError
 from gains.gamm.raster import tight_crop
-from gains.inference.predictor import Instance, Predictor, merge_tiles
+from gains.inference.predictor import Instance, Predictor, keep_central, merge_tiles
 from gains.inference.writers import ga_image, label_layers
 
 
@@ -47,6 +48,34 @@ def test_merge_tiles_joins_seam_cut_objects_and_drops_duplicates() -> None:
     np.testing.assert_array_equal(dense[0.9], seam)  # union of the two halves, best score
     np.testing.assert_array_equal(dense[0.95], dup)
     np.testing.assert_array_equal(dense[0.7], lone)
+
+
+def test_keep_central_keeps_each_object_once_from_the_tile_whose_core_holds_it() -> None:
+    h, w = 100, 180
+    left, right = (0, 0, 100, 100), (0, 80, 100, 180)  # overlap 80..99: the cores split at column 90
+    near_left = disc(h, w, 50, 84, 5)  # inside the band, centre left of 90: the left tile's
+    near_right = disc(h, w, 20, 94, 5)  # inside the band, centre right of 90: the right tile's
+    cut = disc(h, w, 80, 97, 6)  # cut by the left tile's edge (column 100); centre right of 90: whole from right
+    per_tile = [
+        (left, [Instance(1, 0.9, tight_crop(near_left)), Instance(1, 0.8, tight_crop(near_right)),
+                Instance(1, 0.7, tight_crop(clip_to(cut, left)))]),
+        (right, [Instance(1, 0.6, tight_crop(clip_to(near_left, right))), Instance(1, 0.85, tight_crop(near_right)),
+                 Instance(1, 0.75, tight_crop(cut))]),
+    ]
+    kept = keep_central(per_tile)
+    assert [round(i.score, 2) for i in kept] == [0.9, 0.85, 0.75]
+    np.testing.assert_array_equal(kept[0].mask.to_dense(h, w), near_left)
+    np.testing.assert_array_equal(kept[2].mask.to_dense(h, w), cut)  # the whole object, not the cut one
+    # a 3 x 1 column of tiles: the middle one owns the rows between its two overlaps' middles
+    tiles = [(0, 0, 60, 50), (40, 0, 100, 50), (80, 0, 140, 50)]
+    obj = {y: Instance(1, 1.0 - y / 1000, tight_crop(disc(140, 50, y, 25, 3))) for y in (45, 55, 85, 95)}
+    per_tile = [(t, [o for y, o in obj.items() if t[0] <= y - 3 and y + 3 <= t[2]]) for t in tiles]
+    assert sorted(round(1000 * (1 - i.score)) for i in keep_central(per_tile)) == [45, 55, 85, 95]
+
+
+def test_an_unknown_tile_merge_is_refused() -> None:
+    with pytest.raises(ValueError, match="tile merge must be one of"):
+        Predictor(torch.nn.Identity(), [], torch.device("cpu"), merge="nms")
 
 
 def test_tiles_cover_the_image_flush_with_the_border() -> None:

@@ -45,7 +45,7 @@ def test_gathered_roi_align_matches_torchvision_forward_and_backward(size) -> No
     grad_out = torch.randn_like(expected)
     want = torch.autograd.grad(expected, list(feats.values()), grad_out)
     have = torch.autograd.grad(got, list(feats.values()), grad_out)
-    for level, (w, h) in enumerate(zip(want, have)):
+    for level, (w, h) in enumerate(zip(want, have, strict=True)):
         assert w.abs().sum() > 0, level
         torch.testing.assert_close(h, w, rtol=0, atol=1e-5)
     assert new.scales == ref.scales == [0.25, 0.125, 0.0625, 0.03125]
@@ -119,5 +119,5 @@ def test_an_unknown_roi_pool_is_refused() -> None:
     from gains.models.build import build_model
     from tests.models.test_model import TINY
 
-    with pytest.raises(ValueError, match="model.roi_pool must be one of"):
+    with pytest.raises(ValueError, match=r"model\.roi_pool must be one of"):
         build_model(replace(TINY, roi_pool="fast"), 1)

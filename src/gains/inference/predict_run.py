@@ -62,7 +62,7 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
                   tile: int | None = 1024, overlap: int = 128, device: str = "auto", scale: float | None = None,
                   score_thresh: float | None = None, overrides: list[str] | None = None,
                   progress: bool = True, object_size: float | None = None,
-                  choice: PlaneChoice | None = None) -> dict[str, Any]:
+                  choice: PlaneChoice | None = None, merge: str = "union") -> dict[str, Any]:
     """Predict every input (the planes and channels ``choice`` picks, see ``gains.inputs``); returns a summary
     (images = planes predicted, instances, peak memory in MiB of the largest process, the scale used, and
     ``main``: whether this process is the one that reports).
@@ -97,7 +97,7 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
             norm = Normalisation.of_model(cfg.model)
             scale, scale_note = resolve_scale(cfg.model, scale, object_size)
             predictor = Predictor(model, categories, torch_device, tile=tile, overlap=overlap, scale=scale,
-                                  score_thresh=thresh, normalisation=norm)
+                                  score_thresh=thresh, normalisation=norm, merge=merge)
         except Exception as exc:  # e.g. out of memory on one GPU: every process stops before the folder is made
             failure = (-1, exc)
         _agree(failure)

@@ -2,9 +2,13 @@
 
 An instance is kept as a tight mask crop in image coordinates (never a full-size array), with its
 category id, score, box and, for GAInS models, the predicted GA map over its box (1 = no anomaly).
-Large images are cut into ``tile`` x ``tile`` tiles overlapping by ``overlap`` pixels; detections of
-neighbouring tiles that agree inside the tiles' shared band (mask IoU there > 0.5) are one object cut
-by the seam, merged as the union of their masks; remaining duplicates are removed by mask IoU > 0.5.
+Large images are cut into ``tile`` x ``tile`` tiles overlapping by ``overlap`` pixels, and the tiles'
+detections become one set by one of two rules (``merge``):
+- ``union``: detections of neighbouring tiles that agree inside the tiles' shared band (mask IoU there
+  > 0.5) are one object cut by the seam, merged as the union of their masks;
+- ``central``: each tile owns a core (the image split at the middle of every overlap), and a detection is kept
+  only by the tile whose core holds its box centre, with that tile's mask: each object comes from the tile that
+  saw it most whole, provided the overlap is at least an object's diameter.
 
 The model's per-image limits (RPN proposals before and after NMS, detections) are set for an image of its
 test size (``min_size_test`` squared, network pixels). A larger network image, whole or tile, gets them
@@ -26,6 +30,8 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image
 from gains.data.dataset import image_to_tensor
 from gains.gamm.raster import MaskCrop, tight_crop
 from gains.intensity import DEFAULT, Normalisation, Scaling
+
+MERGES = ("union", "central")  # how the detections of overlapping tiles become one set (module docstring)
 
 
 @dataclass
@@ -87,9 +93,13 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, categories: list[dict[str, Any]], device: torch.device,
                  tile: int | None = 1024, overlap: int = 128, scale: float | None = None,
-                 score_thresh: float = 0.5, mask_thresh: float = 0.5, normalisation: Normalisation = DEFAULT) -> None:
+                 score_thresh: float = 0.5, mask_thresh: float = 0.5, normalisation: Normalisation = DEFAULT,
+                 merge: str = "union") -> None:
         if tile is not None and overlap >= tile:
             raise ValueError("overlap must be smaller than the tile")
+        if merge not in MERGES:
+            raise ValueError(f"tile merge must be one of {MERGES}, got {merge!r}")
+        self.merge = merge
         self.model, self.device = model.eval(), device
         self.label_to_category = {int(c["label"]): int(c["id"]) for c in categories}
         self.scale = scale if scale is not None else getattr(model.transform, "test_scale", None)
@@ -163,7 +173,7 @@ class Predictor:
             per_tile.append((b, self._run(pixels[b[0] : b[2], b[1] : b[3]], b[0], b[1], self.scale or 1.0, scaling)))
             if progress is not None:
                 progress(k + 1, len(boxes))
-        return merge_tiles(per_tile)
+        return merge_tiles(per_tile) if self.merge == "union" else keep_central(per_tile)
 
 
 def _band_iou(a: MaskCrop, b: MaskCrop, band: tuple[int, int, int, int]) -> float:
@@ -201,6 +211,33 @@ def _union(items: list[Instance]) -> Instance:
 
 def _boxes(items: list[Instance]) -> np.ndarray:
     return np.array([[i.mask.y0, i.mask.x0, i.mask.y1, i.mask.x1] for i in items], dtype=np.int64).reshape(-1, 4)
+
+
+def _cores(intervals: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[float, float]]:
+    """Per tile interval (start, end) of one axis, its core [lo, hi): the axis split at the middle of every
+    overlap between consecutive intervals (the first core starts at 0, the last runs to the end)."""
+    spans = sorted(set(intervals))
+    cores = {}
+    for k, (s, e) in enumerate(spans):
+        lo = 0.0 if k == 0 else (spans[k - 1][1] + s) / 2
+        hi = float("inf") if k == len(spans) - 1 else (e + spans[k + 1][0]) / 2
+        cores[(s, e)] = (lo, hi)
+    return cores
+
+
+def keep_central(per_tile: list[tuple[tuple[int, int, int, int], list[Instance]]]) -> list[Instance]:
+    """The ``central`` rule: each detection kept only by the tile whose core holds its box centre; by
+    descending score. Tiles are (y0, x0, y1, x1) of a grid (``Predictor.tiles``)."""
+    rows = _cores([(t[0], t[2]) for t, _ in per_tile])
+    cols = _cores([(t[1], t[3]) for t, _ in per_tile])
+    kept = []
+    for (y0, x0, y1, x1), insts in per_tile:
+        (ylo, yhi), (xlo, xhi) = rows[(y0, y1)], cols[(x0, x1)]
+        for inst in insts:
+            cy, cx = (inst.mask.y0 + inst.mask.y1) / 2, (inst.mask.x0 + inst.mask.x1) / 2
+            if ylo <= cy < yhi and xlo <= cx < xhi:
+                kept.append(inst)
+    return sorted(kept, key=lambda i: -i.score)
 
 
 def merge_tiles(per_tile: list[tuple[tuple[int, int, int, int], list[Instance]]]) -> list[Instance]:
