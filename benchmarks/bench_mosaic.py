@@ -10,7 +10,8 @@ per scene, so the mosaic is scored with that many per scene it holds (``gains sc
 one cap for both, a mosaic of 9 scenes could keep only a ninth of its objects.
 
     .venv/bin/python benchmarks/bench_mosaic.py [--model nuclei] [--data DIR/data/all/test_cluster.json]
-        [--grid 3 3] [--tile 512] [--max-dets 400] [--repeat] [--json benchmarks/results/bench_mosaic.json]
+        [--grid 3 3] [--tile 512] [--max-dets 400] [--repeat] [--merges union central]
+        [--json benchmarks/results/bench_mosaic.json]
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overlap", type=int, default=64)
     p.add_argument("--max-dets", type=int, default=400, help="detections per scene counted by AP (the mosaic: "
                    "this many per scene in it)")
+    p.add_argument("--merges", nargs="+", choices=("union", "central"), default=["union"],
+                   help="tile merge rules of the tiled runs (gains predict --tile-merge), one row each")
     p.add_argument("--repeat", action="store_true", help="one scene repeated over the grid (see pick_scenes)")
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "bench_mosaic.json")
     args = p.parse_args(argv)
@@ -140,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
             "scenes alone": predict_and_score(args.model, files, scenes_gt, work / "alone", [], args.max_dets),
             "mosaic whole": predict_and_score(args.model, [mosaic], mosaic_gt, work / "whole", ["--tile", "0"],
                                               per_mosaic),
-            "mosaic tiled": predict_and_score(args.model, [mosaic], mosaic_gt, work / "tiled",
-                                              ["--tile", str(args.tile), "--overlap", str(args.overlap)], per_mosaic),
         }
+        for merge in args.merges:
+            rows["mosaic tiled" + ("" if merge == "union" else f", {merge}")] = predict_and_score(
+                args.model, [mosaic], mosaic_gt, work / f"tiled_{merge}",
+                ["--tile", str(args.tile), "--overlap", str(args.overlap), "--tile-merge", merge], per_mosaic)
     result = {"model": args.model, "data": str(args.data), "grid": args.grid, "mosaic": list(size),
               "scene_files": [f.name for f in files], "tile": args.tile, "overlap": args.overlap,
               "max_dets_per_scene": args.max_dets, "repeat": args.repeat, "rows": rows}
