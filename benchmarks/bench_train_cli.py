@@ -55,8 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip", type=int, default=5, help="first iterations left out of the median")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--arm", action="append", default=[], metavar="NAME:KEY=VALUE,...")
+    p.add_argument("--ratio", action="append", default=[], metavar="A/B",
+                   help="also report arm A's median step over arm B's (default: gains/maskrcnn, gains-cap8/maskrcnn)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    if any("/" not in r for r in args.ratio):
+        p.error("--ratio takes A/B, two arm names")
     arms = dict(harness.parse_arm(a) for a in (args.arm or DEFAULT_ARMS))
     batch = load_config(harness.PRESETS[args.preset] + "_cpu").train.batch_size
     data_sets = [] if args.preset.startswith("synthetic") else harness.prepare_real_data(args.preset,
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                        for n in arms}}
     for n in arms:
         print(f"{n:<18} median step {median[n]:.3f} s")
-    pairs = [("gains", "maskrcnn"), ("gains-cap8", "maskrcnn")]
+    pairs = [tuple(r.split("/", 1)) for r in args.ratio] or [("gains", "maskrcnn"), ("gains-cap8", "maskrcnn")]
     for a, b in pairs:
         if a in median and b in median:
             result[f"{a}/{b}"] = round(median[a] / median[b], 3)
@@ -87,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         result["gains-cap8 speed-up"] = round(median["gains"] / median["gains-cap8"], 3)
         print(f"gains-cap8: {median['gains'] / median['gains-cap8']:.2f}x faster than gains")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
