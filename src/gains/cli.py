@@ -233,17 +233,17 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=float, default=3.5, help="training budget in wall-clock minutes (the "
                    "whole demo takes about a minute more)")
     p.add_argument("--size", type=int, default=256, help="scene side in pixels")
-    p.add_argument("--weights", default="none", help="start from a shipped model (e.g. nuclei) instead of from "
-                   "scratch")
+    p.add_argument("--weights", help="the start: a shipped model (default: nuclei) or a checkpoint, or none "
+                   "(from scratch)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from gains.demo import run_demo
+    from gains.demo import DEMO_START, run_demo
 
     report = run_demo(args.out, minutes=args.minutes, size=args.size, progress=not args.quiet,
-                      weights=args.weights)
+                      weights=args.weights or DEMO_START)
     print(f"demo finished: open {report.resolve()}")
     return 0
 
