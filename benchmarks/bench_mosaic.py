@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overlap", type=int, default=64)
     p.add_argument("--max-dets", type=int, default=400, help="detections per scene counted by AP (the mosaic: "
                    "this many per scene in it)")
-    p.add_argument("--merges", nargs="+", choices=("union", "central"), default=["union"],
+    p.add_argument("--merges", nargs="+", choices=("central", "union"), default=["central"],
                    help="tile merge rules of the tiled runs (gains predict --tile-merge), one row each")
     p.add_argument("--repeat", action="store_true", help="one scene repeated over the grid (see pick_scenes)")
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "bench_mosaic.json")
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                                               per_mosaic),
         }
         for merge in args.merges:
-            rows["mosaic tiled" + ("" if merge == "union" else f", {merge}")] = predict_and_score(
+            rows[f"mosaic tiled, {merge}"] = predict_and_score(
                 args.model, [mosaic], mosaic_gt, work / f"tiled_{merge}",
                 ["--tile", str(args.tile), "--overlap", str(args.overlap), "--tile-merge", merge], per_mosaic)
     result = {"model": args.model, "data": str(args.data), "grid": args.grid, "mosaic": list(size),

@@ -198,9 +198,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="comma list of coco, labels, overlay, ga, imagej (Fiji ROI zip), geojson (QuPath)")
     p.add_argument("--tile", type=int, default=1024, help="tile side for large images (0: never tile)")
     p.add_argument("--overlap", type=int, default=128, help="tile overlap in pixels")
-    p.add_argument("--tile-merge", choices=("union", "central"), default="union",
-                   help="how tiles' detections become one set: union of masks that agree across a seam, or each "
-                   "object from the tile whose core holds its centre (needs an overlap of an object's diameter)")
+    p.add_argument("--tile-merge", choices=("central", "union"), default="central",
+                   help="how tiles' detections become one set: each object from the tile whose core holds its "
+                   "centre (default; needs an overlap of an object's diameter), or the union of masks that agree "
+                   "across a seam (objects larger than the overlap)")
     _add_scale_options(p)
     p.add_argument("--score-thresh", type=float, help="default: the checkpoint's eval.score_thresh")
     p.add_argument("--device", default="auto")

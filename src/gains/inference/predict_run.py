@@ -62,7 +62,7 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
                   tile: int | None = 1024, overlap: int = 128, device: str = "auto", scale: float | None = None,
                   score_thresh: float | None = None, overrides: list[str] | None = None,
                   progress: bool = True, object_size: float | None = None,
-                  choice: PlaneChoice | None = None, merge: str = "union") -> dict[str, Any]:
+                  choice: PlaneChoice | None = None, merge: str = "central") -> dict[str, Any]:
     """Predict every input (the planes and channels ``choice`` picks, see ``gains.inputs``); returns a summary
     (images = planes predicted, instances, peak memory in MiB of the largest process, the scale used, and
     ``main``: whether this process is the one that reports).

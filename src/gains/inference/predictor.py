@@ -4,11 +4,12 @@ An instance is kept as a tight mask crop in image coordinates (never a full-size
 category id, score, box and, for GAInS models, the predicted GA map over its box (1 = no anomaly).
 Large images are cut into ``tile`` x ``tile`` tiles overlapping by ``overlap`` pixels, and the tiles'
 detections become one set by one of two rules (``merge``):
+- ``central`` (the default): each tile owns a core (the image split at the middle of every overlap), and a
+  detection is kept only by the tile whose core holds its box centre, with that tile's mask: each object comes
+  from the tile that saw it most whole, provided the overlap is at least an object's diameter;
 - ``union``: detections of neighbouring tiles that agree inside the tiles' shared band (mask IoU there
-  > 0.5) are one object cut by the seam, merged as the union of their masks;
-- ``central``: each tile owns a core (the image split at the middle of every overlap), and a detection is kept
-  only by the tile whose core holds its box centre, with that tile's mask: each object comes from the tile that
-  saw it most whole, provided the overlap is at least an object's diameter.
+  > 0.5) are one object cut by the seam, merged as the union of their masks (for objects larger than the
+  overlap). On mosaics of held-out scenes ``central`` scored closer to whole-image prediction (docs/BENCHMARKS.md).
 
 The model's per-image limits (RPN proposals before and after NMS, detections) are set for an image of its
 test size (``min_size_test`` squared, network pixels). A larger network image, whole or tile, gets them
@@ -94,7 +95,7 @@ class Predictor:
     def __init__(self, model: torch.nn.Module, categories: list[dict[str, Any]], device: torch.device,
                  tile: int | None = 1024, overlap: int = 128, scale: float | None = None,
                  score_thresh: float = 0.5, mask_thresh: float = 0.5, normalisation: Normalisation = DEFAULT,
-                 merge: str = "union") -> None:
+                 merge: str = "central") -> None:
         if tile is not None and overlap >= tile:
             raise ValueError("overlap must be smaller than the tile")
         if merge not in MERGES:
