@@ -70,12 +70,12 @@ def prepare_nuclei(data: Path) -> dict[str, Path]:
     from gains.data.dsb2018 import convert_dsb2018
     from gains.data.split import split_dataset
 
+    paths = {name: data / "all" / f"{name}.json" for name in ("train", *HELD_OUT["nuclei"])}
+    if all(p.exists() for p in paths.values()):  # prepared before, or a bundle copied here (no shared data needed)
+        return paths
     src = SHARED / "data" / "dsb2018"
     if not src.is_dir():
         raise SystemExit(f"{src}: not available; the nuclei model needs the shared DSB2018 data")
-    paths = {name: data / "all" / f"{name}.json" for name in ("train", *HELD_OUT["nuclei"])}
-    if all(p.exists() for p in paths.values()):
-        return paths
     if not (data / "cluster" / "test.json").exists():
         convert_dsb2018(src / "stage1_train", data / "cluster", subset=src / "cluster_nuclei_proxy.txt", workers=2,
                         overwrite=True, progress=False)

@@ -32,6 +32,8 @@ def test_preset_loads_and_round_trips(path: str | Path) -> None:
         assert cfg.train.device == "cpu" and cfg.model.norm == "gn"
         # from scratch, except a zoo model fine-tuned from another shipped model (zoo_overlap_cpu: from nuclei)
         assert cfg.model.weights == "none" or (Path(path).stem.startswith("zoo_") and zoo.is_name(cfg.model.weights))
+    elif Path(path).stem.startswith("zoo_"):  # a zoo model's GPU reproduction (tests/test_zoo_reproduce.py)
+        assert cfg.train.device == "cuda" and cfg.train.max_minutes is not None and cfg.model.norm == "gn"
     else:
         assert cfg.train.lr == 0.015 and cfg.train.steps == [15000, 18000] and cfg.train.max_iters == 20000
 
