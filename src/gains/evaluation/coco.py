@@ -39,7 +39,7 @@ def coco_ap(gt_json: str | Path, results: list[dict[str, Any]], iou_type: str = 
             gt.createIndex()
     counts = np.bincount([a["image_id"] for a in gt.dataset["annotations"]]) if gt.dataset["annotations"] else [0]
     if max(counts) > max_dets:
-        log.warning("%s: an image has %d ground-truth instances, more than max_dets=%d", gt_json, max(counts),
+        log.warning("%s: an image has %s ground-truth instances, more than max_dets=%s", gt_json, int(max(counts)),
                     max_dets)
     if not results:
         return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
