@@ -193,7 +193,8 @@ RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "bench_train_options": train_options, "bench_mosaic": mosaic,
     "bench_mosaic/repeat": mosaic, "bench_mosaic/repeat-overlap160": mosaic, "bench_mosaic/overlap": mosaic,
     "bench_mosaic/repeat-tile1024": mosaic, "bench_mosaic/repeat-merge": mosaic, "bench_mosaic/overlap-merge": mosaic,
-    "profile_step/roi-pool/isbi2014": profile, "bench_train_cli/roi-pool/isbi2014": train_cli}
+    "profile_step/roi-pool/isbi2014": profile, "bench_train_cli/roi-pool/isbi2014": train_cli,
+    "bench_train_cli/roi-pool/synthetic-overlap": train_cli}
 
 
 def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
