@@ -205,13 +205,14 @@ def started_from(weights: str) -> str:
 
 
 def machine(device: str) -> str:
-    """The card's words for the machine a run trained on: its GPU for a CUDA run, else its CPU cores."""
+    """The card's words for the machine a run trained on (``device`` as ``run_device`` gives it): its GPU for
+    ``cuda``, else its CPU cores."""
     import os
     import platform
 
     import torch
 
-    if device.startswith("cuda") and torch.cuda.is_available():
+    if device == "cuda":
         return f"{platform.machine()}, {os.cpu_count()} CPU cores, 1 GPU ({torch.cuda.get_device_name(0)})"
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU"
 
@@ -246,7 +247,7 @@ def export(model: str, out: Path, dest: Path) -> dict:
         "training": {"started_from": started_from(cfg.model.weights), "iterations": stopped["iterations"],
                      "stop_reason": stopped["stop_reason"], "training_minutes": round(stopped["elapsed_s"] / 60, 1),
                      "budget_minutes": stopped["max_minutes"], "schedule_max_iters": stopped["max_iters"],
-                     "machine": machine(cfg.train.device),
+                     "machine": machine(device),
                      "command": f".venv/bin/python benchmarks/zoo.py --model {model} --out {out} "
                                 f"--minutes {stopped['max_minutes']:g}" + (" --gpu" if gpu else "")},
     }
