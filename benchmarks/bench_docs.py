@@ -137,8 +137,8 @@ def loader(d: dict[str, Any]) -> list[str]:
 
 def train_cli(d: dict[str, Any]) -> list[str]:
     """bench_train_cli: median step time of each arm through ``gains train``, and the ratios."""
-    rows = [[n, ", ".join(f"`{s}`" for s in a["sets"]), f"{a['median_step_s']:.3f}", f"{a['images_per_s']:.2f}",
-             str(a["steps"])] for n, a in d["arms"].items()]
+    rows = [[n, ", ".join(f"`{s}`" for s in a["sets"]) + (f" (code of `{a['tree']}`)" if "tree" in a else ""),
+             f"{a['median_step_s']:.3f}", f"{a['images_per_s']:.2f}", str(a["steps"])] for n, a in d["arms"].items()]
     lines = _table(["arm", "settings (over the preset)", "median step s", "images/s", "steps"], rows)
     ratios = [f"{k} {v:.2f}x" for k, v in d.items() if "/" in k or k.endswith("speed-up")]
     return [*lines, "", f"{d['preset']}: {d['iters']} iterations per run from scratch, {d['rounds']} rounds "
@@ -194,7 +194,9 @@ RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "bench_mosaic/repeat": mosaic, "bench_mosaic/repeat-overlap160": mosaic, "bench_mosaic/overlap": mosaic,
     "bench_mosaic/repeat-tile1024": mosaic, "bench_mosaic/repeat-merge": mosaic, "bench_mosaic/overlap-merge": mosaic,
     "profile_step/roi-pool/isbi2014": profile, "bench_train_cli/roi-pool/isbi2014": train_cli,
-    "bench_train_cli/roi-pool/synthetic-overlap": train_cli}
+    "bench_train_cli/roi-pool/synthetic-overlap": train_cli,
+    "bench_train_cli/before-after/synthetic-overlap": train_cli, "bench_train_cli/before-after/isbi2014": train_cli,
+    "bench_train_cli/amp-amd/isbi2014": train_cli}
 
 
 def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:

@@ -8,6 +8,11 @@ GAInS as the preset has it, and GAInS with its anomaly branch on at most 8 posit
     .venv/bin/python benchmarks/bench_train_cli.py --preset synthetic-overlap [--iters 40] [--rounds 2]
         [--arm NAME:KEY=VALUE,...]... [--json OUT.json]
 
+``--tree NAME=DIR`` runs arm NAME with another checkout's code (``DIR/src`` first on the path, and its
+``DIR/configs/<preset>_cpu.yaml`` where presets were still files there): a before/after of the code itself in one
+run, e.g. ``git worktree add /tmp/before <commit>`` and ``--arm old-gains:model.variant=gains --tree
+old-gains=/tmp/before``.
+
 Step times are the ``time`` of each iteration in ``metrics.jsonl`` (the forward, backward and optimizer
 step; data loading is not in it). Every run has the machine to itself only if nothing else runs: the
 arms are alternated so that a slower stretch of the machine is shared between them.
@@ -35,17 +40,37 @@ DEFAULT_ARMS = ("gains:model.variant=gains", "gains-cap8:model.variant=gains,mod
                 "maskrcnn:model.variant=maskrcnn")
 
 
-def run_arm(preset: str, data_sets: list[str], sets: list[str], iters: int, run: Path) -> tuple[list[float], float]:
-    """(step times, wall seconds of the whole command) of one ``gains train`` run."""
-    cmd = [sys.executable, "-m", "gains", "train", "--config", harness.PRESETS[preset] + "_cpu", "--out", str(run),
+def code_of(config: str, tree: Path | None) -> tuple[str, dict[str, str]]:
+    """(--config value, environment) for ``gains train`` of preset ``config`` with this checkout's code, or with
+    ``tree``'s: its ``src`` first on PYTHONPATH and its ``configs/<config>.yaml`` where presets were files."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    if tree is None:
+        return config, env
+    env["PYTHONPATH"] = os.pathsep.join([str(tree / "src"), *filter(None, [env.get("PYTHONPATH")])])
+    file = tree / "configs" / f"{config}.yaml"
+    return (str(file) if file.is_file() else config), env
+
+
+def run_arm(preset: str, data_sets: list[str], sets: list[str], iters: int, run: Path,
+            tree: Path | None = None) -> tuple[list[float], float]:
+    """(step times, wall seconds of the whole command) of one ``gains train`` run, with the code of ``tree``
+    (a checkout) instead of this one's when given."""
+    config, env = code_of(harness.PRESETS[preset] + "_cpu", tree)
+    cmd = [sys.executable, "-m", "gains", "train", "--config", config, "--out", str(run),
            "--quiet", "--set", f"train.max_iters={iters}", "--set", "train.eval_period=0",
            "--set", "train.checkpoint_period=0"]
     for s in [*data_sets, *(["data.val=null"] if data_sets else []), *sets]:
         cmd += ["--set", s]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    subprocess.run(cmd, check=True, env=env)
     wall = time.perf_counter() - t0
     return harness.step_times(run), wall
+
+
+def git_commit(tree: Path) -> str:
+    """The commit checked out in ``tree`` (short hash), or its path when git cannot tell."""
+    out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or str(tree)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,11 +82,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arm", action="append", default=[], metavar="NAME:KEY=VALUE,...")
     p.add_argument("--ratio", action="append", default=[], metavar="A/B",
                    help="also report arm A's median step over arm B's (default: gains/maskrcnn, gains-cap8/maskrcnn)")
+    p.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                   help="run arm NAME with the code of the checkout DIR (a before/after of the code)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     if any("/" not in r for r in args.ratio):
         p.error("--ratio takes A/B, two arm names")
     arms = dict(harness.parse_arm(a) for a in (args.arm or DEFAULT_ARMS))
+    trees: dict[str, Path] = {}
+    for t in args.tree:
+        name, sep, folder = t.partition("=")
+        if not sep or name not in arms:
+            p.error(f"--tree {t}: takes NAME=DIR with NAME one of the arms ({', '.join(arms)})")
+        if not (Path(folder) / "src" / "gains").is_dir():
+            p.error(f"--tree {t}: {folder} is not a checkout of gains (no src/gains)")
+        trees[name] = Path(folder).resolve()
     batch = load_config(harness.PRESETS[args.preset] + "_cpu").train.batch_size
     data_sets = [] if args.preset.startswith("synthetic") else harness.prepare_real_data(args.preset,
                                                                                           harness.BENCH_DATA)
@@ -70,14 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gains_bench_train_") as tmp:
         for r in range(args.rounds):
             for name, sets in arms.items():
-                steps, wall = run_arm(args.preset, data_sets, sets, args.iters, Path(tmp) / f"{name}-{r}")
+                steps, wall = run_arm(args.preset, data_sets, sets, args.iters, Path(tmp) / f"{name}-{r}",
+                                      trees.get(name))
                 times[name] += steps[args.skip:]
                 walls[name].append(wall)
                 print(f"round {r} {name}: median step {statistics.median(steps[args.skip:]):.3f} s, "
                       f"command {wall:.0f} s", file=sys.stderr)
     median = {n: statistics.median(t) for n, t in times.items()}
     result = {"preset": args.preset, "iters": args.iters, "skip": args.skip, "rounds": args.rounds,
-              "arms": {n: {"sets": arms[n], "median_step_s": round(median[n], 4), "steps": len(times[n]),
+              "arms": {n: {"sets": arms[n], **({"tree": git_commit(trees[n])} if n in trees else {}),
+                           "median_step_s": round(median[n], 4), "steps": len(times[n]),
                            "images_per_s": round(batch / median[n], 3), "command_s": [round(w, 1) for w in walls[n]]}
                        for n in arms}}
     for n in arms:

@@ -285,3 +285,21 @@ def test_ablation_report_has_a_column_per_model_and_the_matched_arm_pairs() -> N
     assert "| metric | gains | maskrcnn | gains-matched |" in lines
     assert any("uses 0.962 (mean weight 1.0" in ln for ln in lines)
     assert sum(ln.startswith("| per-image paired difference") for ln in lines) == 2
+
+
+def test_bench_train_cli_runs_an_arm_with_another_checkouts_code(tmp_path, monkeypatch) -> None:
+    cli = pytest.importorskip("bench_train_cli")
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    old = tmp_path / "old"
+    (old / "src" / "gains").mkdir(parents=True)
+    assert cli.code_of("isbi2014_cpu", old)[0] == "isbi2014_cpu"  # presets by name in that checkout
+    (old / "configs").mkdir()
+    (old / "configs" / "isbi2014_cpu.yaml").write_text("model: {}\n")
+    config, env = cli.code_of("isbi2014_cpu", old)
+    assert config == str(old / "configs" / "isbi2014_cpu.yaml")
+    assert env["PYTHONPATH"].split(":") == [str(old / "src"), "/elsewhere"]
+    assert cli.code_of("isbi2014_cpu", None)[1]["PYTHONPATH"] == "/elsewhere"
+    for bad in (f"nosuch={old}", f"gains={tmp_path / 'missing'}"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["--preset", "synthetic-overlap", "--arm", "gains:model.variant=gains", "--tree", bad])
+        assert exc.value.code == 2
