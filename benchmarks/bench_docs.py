@@ -209,7 +209,8 @@ def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
             n = {v: round(sum(c) / len(c)) if isinstance(c, list) else c for v, c in n.items()}
             n = str(n["gains"]) if n["gains"] == n["maskrcnn"] else f"{n['gains']} / {n['maskrcnn']}"
         rows.append([d["preset"] + (", equal time" if d.get("equal_time") else "")
-                     + (f", from {Path(d['init']).name}" if d.get("init") else ""), str(n), str(len(d["seeds"])),
+                     + (f", from {Path(d['init']).name}" if d.get("init") else "")
+                     + (", with gains-matched" if d.get("matched") else ""), str(n), str(len(d["seeds"])),
                      f"{g['segm/AP']['mean']:.3f}",
                      f"{m['segm/AP']['mean']:.3f}", f"{a['mean']:+.3f} [{a['ci_low']:+.3f}, {a['ci_high']:+.3f}]",
                      f"{a['wins']}/{a['losses']}"])

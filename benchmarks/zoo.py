@@ -8,7 +8,8 @@ Stages (``--stage``): ``prepare`` (convert and split the shared data into OUT/da
 resumable: run the same command again after an interruption), ``eval`` (OUT/eval_<part>/METRICS.json for
 each held-out part), ``all`` (those three) and ``export``: the run's last checkpoint packed as the shipped
 model (float16, in parts) into src/gains/zoo/models/<model>/ with its card, then the packed model scored
-by name through ``gains eval`` on both held-out parts, those metrics written into the card.
+by name through ``gains eval`` on both held-out parts, those metrics written into the card. ``rescore``
+scores the shipped model again and rewrites only its card's metrics and summary (weights and hashes kept).
 ``bundle`` copies the prepared data into ``--bundle DIR`` with the images that are grey in three equal
 channels written as one-channel PNGs (what a model reads from them is the same, checked per image): a copy
 small enough to send to a GPU machine without the shared data, used there by copying it to OUT/data.
@@ -252,20 +253,48 @@ def export(model: str, out: Path, dest: Path) -> dict:
                                 f"--minutes {stopped['max_minutes']:g}" + (" --gpu" if gpu else "")},
     }
     card = zoo.pack(ckpt, dest, model, fields)
+    start = "from scratch" if cfg.model.weights == "none" else f"from {cfg.model.weights}"
+    where = "one GPU" if gpu else f"a {__import__('os').cpu_count()}-core CPU"
+    card["summary"] = f"{card['architecture']}; {DESCRIBE[model]}, {start} on {where}"
+    card = with_metrics(card, held_out_metrics(model, paths, cfg.eval.max_dets, device, out))
+    (dest / model / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    return card
+
+
+def held_out_metrics(model: str, paths: dict[str, Path], max_dets: int, device: str, out: Path) -> dict[str, dict]:
+    """The shipped ``model`` scored by name through ``gains eval`` on each held-out part (into
+    OUT/zoo_eval_<part>): {part: {metric: value rounded to 4 places, "command": how}}."""
     metrics = {}
-    for part in held_out:
+    for part in HELD_OUT[model]:
         ev = out / f"zoo_eval_{part}"
         subprocess.run([sys.executable, "-m", "gains", "eval", model, "--data", str(paths[part]), "--split", "all",
                         "--out", str(ev), "--device", device], check=True)
         m = json.loads((ev / "METRICS.json").read_text())
+        images = len(json.loads(paths[part].read_text())["images"])
         metrics[part] = {k: round(m[k], 4) for k in CARD_METRICS if m.get(k) is not None}
         metrics[part]["command"] = (f"gains eval {model} --data {paths[part]} --split all --out EVAL_DIR "
-                                    f"(images: {len(docs[part]['images'])}, up to {cfg.eval.max_dets} detections)")
-    card["metrics"] = metrics
-    start = "from scratch" if cfg.model.weights == "none" else f"from {cfg.model.weights}"
-    where = "one GPU" if gpu else f"a {__import__('os').cpu_count()}-core CPU"
-    card["summary"] = (f"{card['architecture']}; {DESCRIBE[model]}, {start} on {where}; segm/AP "
-                       + ", ".join(f"{metrics[part]['segm/AP']:.3f} ({part.replace('_', ' ')})" for part in held_out))
+                                    f"(images: {images}, up to {max_dets} detections)")
+    return metrics
+
+
+def with_metrics(card: dict, metrics: dict[str, dict]) -> dict:
+    """``card`` with its held-out metrics replaced and its summary ending in their segm/AP (any segm/AP tail
+    of the summary replaced)."""
+    head = card["summary"].split("; segm/AP ")[0]
+    tail = ", ".join(f"{m['segm/AP']:.3f} ({part.replace('_', ' ')})" for part, m in metrics.items())
+    return {**card, "summary": f"{head}; segm/AP {tail}", "metrics": metrics}
+
+
+def rescore(model: str, out: Path, dest: Path) -> dict:
+    """Score the shipped ``model`` again on its held-out parts (prepared into OUT/data as for training) and
+    rewrite only the metrics and summary of its card in DEST/<model>/ (the weights and their hashes are kept);
+    returns the card. For metrics added to ``gains eval`` after the model was packed."""
+    from gains import zoo
+    from gains.config import saved_config
+
+    paths = prepare(model, out / "data")
+    max_dets = saved_config(zoo.load(model)["config"]).eval.max_dets
+    card = with_metrics(zoo.card(model), held_out_metrics(model, paths, max_dets, "cpu", out))
     (dest / model / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     return card
 
@@ -275,7 +304,8 @@ def main() -> int:
     p.add_argument("--model", choices=sorted(CONFIGS), required=True)
     p.add_argument("--out", type=Path, required=True, help="work folder (outside the repository)")
     p.add_argument("--minutes", type=float, default=None, help="training budget (default: the config's)")
-    p.add_argument("--stage", choices=("prepare", "train", "eval", "all", "export", "bundle"), default="all")
+    p.add_argument("--stage", choices=("prepare", "train", "eval", "all", "export", "bundle", "rescore"),
+                   default="all")
     p.add_argument("--gpu", action="store_true", help="train with configs/zoo_<model>_gpu.yaml on a CUDA device")
     p.add_argument("--bundle", type=Path, help="with --stage bundle: the new folder for the compact data copy")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
@@ -294,6 +324,9 @@ def main() -> int:
     if args.stage == "export":
         card = export(args.model, args.out, ROOT / "src" / "gains" / "zoo" / "models")
         print(json.dumps({k: card[k] for k in ("summary", "metrics", "bytes")}, indent=1))
+    if args.stage == "rescore":
+        card = rescore(args.model, args.out, ROOT / "src" / "gains" / "zoo" / "models")
+        print(json.dumps({k: card[k] for k in ("summary", "metrics")}, indent=1))
     return 0
 
 

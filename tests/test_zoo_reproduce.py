@@ -88,3 +88,15 @@ def test_bundle_refuses_an_existing_folder_and_leaves_it_alone(tmp_path: Path) -
     with pytest.raises(SystemExit, match="already exists"):
         zoo.bundle("nuclei", tmp_path / "work", dest)
     assert [p.name for p in dest.iterdir()] == ["keep.txt"]
+
+
+def test_with_metrics_replaces_the_metrics_and_the_summary_tail_only() -> None:
+    card = {"name": "nuclei", "sha256": "ab", "summary": "gains Mask R-CNN; DSB2018, from scratch; segm/AP 0.400 (a)",
+            "metrics": {"a": {"segm/AP": 0.4}}}
+    metrics = {"test_cluster": {"segm/AP": 0.42744, "contact_iou": 0.28}, "test_other": {"segm/AP": 0.5}}
+    new = zoo.with_metrics(card, metrics)
+    assert new["summary"] == "gains Mask R-CNN; DSB2018, from scratch; segm/AP 0.427 (test cluster), 0.500 (test other)"
+    assert new["metrics"] is metrics and new["sha256"] == "ab"
+    assert card["metrics"] == {"a": {"segm/AP": 0.4}}  # the cached card is not changed in place
+    fresh = zoo.with_metrics({**card, "summary": "gains Mask R-CNN; DSB2018"}, {"test": {"segm/AP": 0.8136}})
+    assert fresh["summary"] == "gains Mask R-CNN; DSB2018; segm/AP 0.814 (test)"
