@@ -50,3 +50,9 @@ def test_overrides_and_errors(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text("train:\n  max_iter: 5\n")
     with pytest.raises(InputError, match=r"c.yaml: train: unknown key 'max_iter'"):
         load_config(tmp_path / "c.yaml")
+
+
+def test_cpu_presets_narrow_the_anomaly_branch_and_reference_presets_keep_its_width() -> None:
+    for name in preset_names():
+        cfg = load_config(name)
+        assert cfg.model.anomaly_channels == (128 if name.endswith("_cpu") else 256), name
