@@ -56,3 +56,10 @@ def test_cpu_presets_narrow_the_anomaly_branch_and_reference_presets_keep_its_wi
     for name in preset_names():
         cfg = load_config(name)
         assert cfg.model.anomaly_channels == (128 if name.endswith("_cpu") else 256), name
+
+
+def test_reference_presets_and_isbi2014_cpu_feed_8_bit_values_unstretched() -> None:
+    # the reference subtracts a fixed pixel mean; the user default stays the percentile stretch
+    for name in ("isbi2014", "chromosome", "dsb2018_cluster", "isbi2014_cpu"):
+        assert load_config(name).model.input_norm == "dtype", name
+    assert load_config(None).model.input_norm == "percentile"
