@@ -210,7 +210,9 @@ def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
             n = str(n["gains"]) if n["gains"] == n["maskrcnn"] else f"{n['gains']} / {n['maskrcnn']}"
         rows.append([d["preset"] + (", equal time" if d.get("equal_time") else "")
                      + (f", from {Path(d['init']).name}" if d.get("init") else "")
-                     + (", with gains-matched" if d.get("matched") else ""), str(n), str(len(d["seeds"])),
+                     + (", with gains-matched" if d.get("matched") else "")
+                     + "".join(f", {o}" for o in d.get("overrides", []) if not o.startswith("model.weights")),
+                     str(n), str(len(d["seeds"])),
                      f"{g['segm/AP']['mean']:.3f}",
                      f"{m['segm/AP']['mean']:.3f}", f"{a['mean']:+.3f} [{a['ci_low']:+.3f}, {a['ci_high']:+.3f}]",
                      f"{a['wins']}/{a['losses']}"])
