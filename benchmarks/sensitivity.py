@@ -12,6 +12,9 @@ aji_gains, aji, pq per setting plus the per-image paired difference of aji_gains
 Default grid (per GAMM variant): window size below and above the README value, GA factor 0.25 / 0.4 and
 2.0 (the README's range is [0.5, 2]), overlap highlight 0 and 0.5 (isbi, chrom; the nuclei variant never
 applies it), and the centred window anchoring (``gamm.anchor=center``) against the reference's top-left.
+``--grid`` replaces it; besides GAMM keys (``gamm.every_category=true``: maps for every category;
+``gamm.zero_maps=keep``: the nuclei script's all-zero maps kept) it takes model keys such as
+``model.mask_loss_weight=1.0``.
 
 Noise floor: with one seed a setting's difference from "preset" mixes its effect with run-to-run
 variation, so every job also trains the preset itself with another training seed (``NOISE``, seed
@@ -57,14 +60,15 @@ def run_name(setting: str, seed: int) -> str:
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
-    """``gamm.key=v1,v2`` strings -> {key: [v1, v2]} (values parsed as YAML)."""
+    """``gamm.key=v1,v2`` (or ``model.key=...``, e.g. the mask-loss weight) strings -> {key: [v1, v2]} (values
+    parsed as YAML)."""
     import yaml
 
     grid = {}
     for item in items:
         key, sep, values = item.partition("=")
-        if not sep or not key.startswith("gamm.") or not values:
-            raise SystemExit(f"--grid {item!r}: expected gamm.KEY=V1,V2")
+        if not sep or not key.startswith(("gamm.", "model.")) or not values:
+            raise SystemExit(f"--grid {item!r}: expected gamm.KEY=V1,V2 or model.KEY=V1,V2")
         grid[key] = [yaml.safe_load(v) for v in values.split(",")]
     return grid
 
@@ -74,7 +78,7 @@ def main() -> None:
 
     p = job_arguments(__doc__.splitlines()[0], [0], "sensitivity")
     p.add_argument("--grid", action="append", default=[], metavar="gamm.KEY=V1,V2",
-                   help="replace the default grid (repeatable)")
+                   help="replace the default grid (repeatable; model.KEY=... also, e.g. model.mask_loss_weight)")
     args = p.parse_args()
     t_start = time.perf_counter()
     name, base = preset_config(args.preset, args.gpu, args.device, args.overrides,

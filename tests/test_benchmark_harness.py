@@ -40,16 +40,20 @@ def test_run_config_changes_variant_seed_and_overrides_only() -> None:
 
 
 def test_sensitivity_grid_parsing_and_defaults() -> None:
-    assert sensitivity.parse_grid(["gamm.window_size=3,9", "gamm.anchor=center"]) == {
-        "gamm.window_size": [3, 9], "gamm.anchor": ["center"]}
+    assert sensitivity.parse_grid(["gamm.window_size=3,9", "gamm.anchor=center", "gamm.every_category=true",
+                                   "model.mask_loss_weight=1.0"]) == {
+        "gamm.window_size": [3, 9], "gamm.anchor": ["center"], "gamm.every_category": [True],
+        "model.mask_loss_weight": [1.0]}
     with pytest.raises(SystemExit, match=r"expected gamm\.KEY=V1,V2"):
         sensitivity.parse_grid(["train.lr=0.1"])
     assert "gamm.overlap_hl" not in sensitivity.GRIDS["nuclei"]  # the nuclei variant never applies it
 
 
 def test_sensitivity_run_folders_keep_settings_and_the_noise_run_apart() -> None:
-    names = [sensitivity.run_name(s, 0) for s in ("preset", sensitivity.NOISE, "gamm.window_size=3")]
-    assert names == ["preset_s0", f"preset_s{sensitivity.NOISE_SEED_OFFSET}", "window_size_3_s0"]
+    names = [sensitivity.run_name(s, 0) for s in ("preset", sensitivity.NOISE, "gamm.window_size=3",
+                                                  "model.mask_loss_weight=1.0")]
+    assert names == ["preset_s0", f"preset_s{sensitivity.NOISE_SEED_OFFSET}", "window_size_3_s0",
+                     "model.mask_loss_weight_1.0_s0"]
 
 
 @pytest.mark.parametrize("preset", sorted(harness.PRESETS))

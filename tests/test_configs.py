@@ -63,3 +63,12 @@ def test_reference_presets_and_isbi2014_cpu_feed_8_bit_values_unstretched() -> N
     for name in ("isbi2014", "chromosome", "dsb2018_cluster", "isbi2014_cpu"):
         assert load_config(name).model.input_norm == "dtype", name
     assert load_config(None).model.input_norm == "percentile"
+
+
+def test_gamm_options_beyond_the_reference_reach_the_ga_maps() -> None:
+    from gains.engine.train import gamm_params
+
+    ref = gamm_params(load_config("dsb2018_cluster_cpu"))
+    assert (ref.every_category, ref.zero_maps) == (False, "ones")
+    changed = gamm_params(load_config("dsb2018_cluster_cpu", ["gamm.every_category=true", "gamm.zero_maps=keep"]))
+    assert (changed.every_category, changed.zero_maps, changed.window_size) == (True, "keep", 8)

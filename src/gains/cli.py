@@ -36,6 +36,11 @@ def _add_gamm(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--raw", action="store_true", help="reference values bit for bit, NaN and all-zero maps kept")
     p.add_argument("--anchor", choices=("topleft", "center"), default="topleft",
                    help="window anchoring: the reference's top-left (default) or centred")
+    p.add_argument("--every-category", action="store_true",
+                   help="maps for every category, each computed as the target in turn (ignores --target-category)")
+    p.add_argument("--zero-maps", choices=("ones", "keep"), default="ones",
+                   help="the nuclei variant's all-zero maps: replaced by ones (default) or kept as the reference "
+                   "trains")
     p.add_argument("--out", type=Path, help="store folder (default: ./gamm_<variant>_ws.._f.._ol..)")
     p.add_argument("--export-npy", type=Path, metavar="DIR", help="also write DIR/<annotation_id>.npy (float64)")
     p.add_argument("--precision", choices=("float16", "float32"), default="float16", help="stored precision")
@@ -52,7 +57,8 @@ def _cmd_gamm(args: argparse.Namespace) -> int:
 
     params = GammParams.for_variant(args.variant, window_size=args.window_size, ga_factor=args.ga_factor,
                                     overlap_hl=args.overlap_hl, target_category=args.target_category,
-                                    anchor=args.anchor)
+                                    anchor=args.anchor, every_category=args.every_category,
+                                    zero_maps=args.zero_maps)
     out = args.out
     if out is None and args.export_npy is None:
         out = Path(f"gamm_{params.tag}")

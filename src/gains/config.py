@@ -55,6 +55,8 @@ class GammConfig:
     overlap_hl: float | None = None
     target_category: int | None = None
     anchor: str = "topleft"
+    every_category: bool = False  # maps for every category, each as the target in turn (reference: one category)
+    zero_maps: str = "ones"  # ones | keep: the nuclei script's all-zero maps replaced by ones, or kept (reference)
     store: str | None = None
 
 

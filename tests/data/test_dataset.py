@@ -16,6 +16,7 @@ from gains.data.transforms import RandomFlip
 from gains.errors import InputError
 from gains.gamm import GammParams, GammStore, run_gamm
 from gains.intensity import LEGACY
+from tests.conftest import disc_polygon, write_coco
 
 ISBI = GammParams.for_variant("isbi", target_category=1)
 
@@ -118,3 +119,17 @@ def test_size_mismatch_is_an_input_error(small_coco: Path) -> None:
     Image.fromarray(np.zeros((10, 10), dtype=np.uint8)).save(small_coco.parent / "images" / "b.png")
     with pytest.raises(InputError, match="image 2: file is 10x10 but the JSON says 64x80"):
         InstanceDataset(small_coco)[1]
+
+
+def test_zero_maps_keep_reaches_training_targets_from_the_cache_and_a_store(tmp_path: Path) -> None:
+    anns = [{"image_id": 1, "category_id": 1, "segmentation": [disc_polygon(20, x, r)]}
+            for x, r in ((20, 8), (35, 8), (110, 5))]
+    ann = write_coco(tmp_path / "d", [("a.png", 40, 130)], anns)
+    keep = GammParams.for_variant("nuclei", target_category=1, zero_maps="keep")
+    run_gamm(ann, ann.parent / "images", keep, out=tmp_path / "store", progress=False)
+    for ds in (InstanceDataset(ann, gamm=keep, cache_dir=tmp_path / "cache"),
+               InstanceDataset(ann, gamm=keep, ga_store=tmp_path / "store")):
+        ga = ds[0][1]["ga_maps"]
+        assert (ga[2] == 0).all() and ga[0].max() > 1.05
+    ones = InstanceDataset(ann, gamm=GammParams.for_variant("nuclei", target_category=1), cache=False)
+    assert (ones[0][1]["ga_maps"][2] == 1).all()

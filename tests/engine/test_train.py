@@ -45,6 +45,14 @@ def test_two_iteration_fit_through_the_cli(tmp_path: Path, capsys) -> None:
     assert "trained 2 iterations" in capsys.readouterr().out
 
 
+def test_a_bad_gamm_setting_is_one_line_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    code = main(["train", *[x for kv in [*TINY, "gamm.zero_maps=zeros"] for x in ("--set", kv)],
+                 "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["gains train: error: unknown zero_maps 'zeros'; expected one of ('ones', 'keep')"]
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_resume_ends_with_the_same_weights(tmp_path: Path) -> None:
     full = cfg("train.max_iters=4", "train.eval_period=0", "train.checkpoint_period=2")

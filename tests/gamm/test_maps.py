@@ -139,3 +139,37 @@ def test_parameters_are_validated() -> None:
         image_maps(inputs([disc(4, 4, 2, 2, 1.5)]), 4, 4, GammParams.for_variant("isbi", target_category=1))
     assert GammParams.for_variant("nuclei").window_size == 8
     assert GammParams.for_variant("chrom", ga_factor=0.9).tag == "chrom_ws5_f0.9_ol0.3"
+
+
+@pytest.mark.parametrize("variant", ["isbi", "nuclei"])
+def test_every_category_gives_each_category_the_maps_of_its_own_target_pass(variant: str) -> None:
+    w = 160
+    masks = [disc(H, w, 30, 30, 14), disc(H, w, 30, 46, 14), disc(H, w, 30, 100, 12), disc(H, w, 30, 114, 12)]
+    insts = inputs(masks, cats=[1, 1, 2, 2])
+    base = GammParams.for_variant(variant)
+    got = image_maps(insts, H, w, GammParams.for_variant(variant, every_category=True))
+    by_target = {c: image_maps(insts, H, w, GammParams.for_variant(variant, target_category=c)) for c in (1, 2)}
+    for j, c in enumerate([1, 1, 2, 2]):
+        np.testing.assert_array_equal(got[j].to_dense(), by_target[c][j].to_dense())
+    # the reference lights up only its target category; every_category lights up the second pair too
+    assert all((m.to_dense() == 1.0).all() for m in by_target[1][2:])
+    assert all(m.to_dense().max() > 1.0 + base.ga_factor / 4 for m in got)
+
+
+def test_zero_maps_keep_survives_sanitising_and_nan_still_becomes_ones() -> None:
+    w = 130
+    masks = [disc(H, w, 30, 30, 14), disc(H, w, 30, 46, 14), disc(H, w, 30, 110, 5)]
+    maps = image_maps(inputs(masks), H, w, GammParams.for_variant("nuclei", target_category=1, zero_maps="keep"))
+    assert maps[2].is_zero and (maps[2].sanitised(keep_zero=True).to_dense() == 0.0).all()
+    nan_map = image_maps(inputs(OVERLAP[:1]), H, W, GammParams.for_variant("isbi", target_category=1))[0]
+    assert (nan_map.sanitised(keep_zero=True).to_dense() == 1.0).all()
+
+
+def test_new_fields_stay_out_of_the_dict_at_their_reference_values_and_name_the_tag() -> None:
+    ref = GammParams.for_variant("nuclei", target_category=1)
+    assert "every_category" not in ref.to_dict() and "zero_maps" not in ref.to_dict()
+    changed = GammParams.for_variant("nuclei", target_category=1, every_category=True, zero_maps="keep")
+    assert changed.to_dict()["every_category"] is True and changed.to_dict()["zero_maps"] == "keep"
+    assert changed.tag == "nuclei_ws8_f0.8_ol0.1_allcat_zero" and ref.tag == "nuclei_ws8_f0.8_ol0.1"
+    with pytest.raises(ValueError, match="zero_maps"):
+        GammParams(zero_maps="zeros")

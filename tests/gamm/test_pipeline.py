@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,30 @@ def test_skip_invalid_counts_and_keeps_the_rest(small_coco: Path, tmp_path: Path
                    progress=False)
     assert len(run.skipped) == 1 and "annotation 5" in run.skipped[0]
     assert run.n_maps == 5 and 5 not in GammStore(tmp_path / "s")
+
+
+def test_zero_maps_keep_stores_zero_maps_and_counts_none(tmp_path: Path) -> None:
+    anns = [{"image_id": 1, "category_id": 1, "segmentation": [disc_polygon(20, 20, 8)]},
+            {"image_id": 1, "category_id": 1, "segmentation": [disc_polygon(20, 35, 8)]},
+            {"image_id": 1, "category_id": 1, "segmentation": [disc_polygon(20, 110, 5)]}]
+    ann = write_coco(tmp_path / "d", [("a.png", 40, 130)], anns)
+    nuclei = GammParams.for_variant("nuclei", target_category=1)
+    ones = run_gamm(ann, ann.parent / "images", nuclei, out=tmp_path / "ones", progress=False)
+    assert ones.n_zero == 1 and (GammStore(tmp_path / "ones").load(3) == 1.0).all()
+    keep = replace(nuclei, zero_maps="keep")
+    kept = run_gamm(ann, ann.parent / "images", keep, out=tmp_path / "keep", progress=False)
+    assert kept.n_zero == 0 and (GammStore(tmp_path / "keep").load(3) == 0.0).all()
+    np.testing.assert_array_equal(GammStore(tmp_path / "keep").load(1), GammStore(tmp_path / "ones").load(1))
+
+
+def test_every_category_accepts_any_target_and_maps_the_second_category(tmp_path: Path) -> None:
+    anns = [{"image_id": 1, "category_id": c, "segmentation": [disc_polygon(20, x, 8)]}
+            for c, x in ((1, 20), (1, 35), (2, 70), (2, 85))]
+    ann = write_coco(tmp_path / "d", [("a.png", 40, 110)], anns)
+    params = GammParams.for_variant("isbi", target_category=7, every_category=True)
+    run_gamm(ann, ann.parent / "images", params, out=tmp_path / "s", progress=False)
+    store = GammStore(tmp_path / "s")
+    assert store.load(3).max() > 1.1 and store.load(1).max() > 1.1
+    with pytest.raises(InputError, match="target category 7"):
+        run_gamm(ann, ann.parent / "images", replace(params, every_category=False), out=tmp_path / "t",
+                 progress=False)

@@ -113,7 +113,8 @@ class InstanceDataset(torch.utils.data.Dataset):
                 arrays = {k: z[k] for k in z.files}
         else:
             h, w, instances, _ = prepare_image(self.coco, image, self.images_dir)
-            maps = [m.sanitised() for m in image_maps(instances, h, w, self.gamm)]
+            keep_zero = self.gamm.zero_maps == "keep"
+            maps = [m.sanitised(keep_zero) for m in image_maps(instances, h, w, self.gamm)]
             arrays = encode_image_maps([a["id"] for a in anns], maps, "float32")
             if cached is not None:
                 atomic_write(cached, lambda fh: np.savez_compressed(fh, **arrays))

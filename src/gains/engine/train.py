@@ -48,7 +48,8 @@ RESUMABLE_CHANGES = frozenset({"train.max_iters", "train.max_minutes", "train.de
 def gamm_params(cfg: Config) -> GammParams:
     g = cfg.gamm
     return GammParams.for_variant(g.variant, window_size=g.window_size, ga_factor=g.ga_factor,
-                                  overlap_hl=g.overlap_hl, target_category=g.target_category, anchor=g.anchor)
+                                  overlap_hl=g.overlap_hl, target_category=g.target_category, anchor=g.anchor,
+                                  every_category=g.every_category, zero_maps=g.zero_maps)
 
 
 def resolve_data(cfg: Config, run_dir: Path) -> tuple[Path, Path | None, Path | None]:
@@ -120,6 +121,8 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
+    if cfg.model.variant == "gains":
+        gamm_params(cfg)  # a bad GAMM setting fails here (ValueError), before anything is written
     device = dist.resolve_device(cfg.train.device)
     distributed = dist.init_distributed(device)
     rank, world = dist.rank(), dist.world_size()

@@ -44,9 +44,10 @@ class GaMap:
             out[self.y0 : self.y0 + h, self.x0 : self.x0 + w] = self.values
         return out
 
-    def sanitised(self) -> GaMap:
-        """All-ones in place of a NaN or all-zero map (they would break or silence training)."""
-        if self.is_nan or self.is_zero:
+    def sanitised(self, keep_zero: bool = False) -> GaMap:
+        """All-ones in place of a NaN map (it would break training) and, unless ``keep_zero``, of an all-zero
+        map (it silences that instance's mask loss)."""
+        if self.is_nan or (self.is_zero and not keep_zero):
             return GaMap(self.height, self.width)
         return self
 

@@ -10,7 +10,7 @@ passes are averaged. Everything happens on instance frames; pixels no instance r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -49,8 +49,18 @@ def image_maps(instances: list[InstanceInput], height: int, width: int, params: 
         params: variant and hyper-parameters.
 
     Returns:
-        One GaMap per instance (NaN and all-zero maps as the reference makes them).
+        One GaMap per instance (NaN and all-zero maps as the reference makes them). With
+        ``params.every_category`` each category's instances take their maps from a pass with that category as
+        the target (the other instances present, as in any pass).
     """
+    if params.every_category:
+        out: list[GaMap | None] = [None] * len(instances)
+        for category in sorted({inst.category_id for inst in instances}):
+            one = replace(params, target_category=category, every_category=False)
+            for j, m in enumerate(image_maps(instances, height, width, one)):
+                if instances[j].category_id == category:
+                    out[j] = m
+        return out  # type: ignore[return-value]
     ws = params.window_size
     if params.target_category is None:
         raise ValueError("params.target_category must be set (see GammParams)")

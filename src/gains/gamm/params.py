@@ -7,6 +7,7 @@ from typing import Any
 
 VARIANTS = ("isbi", "chrom", "nuclei")
 ANCHORS = ("topleft", "center")
+ZERO_MAPS = ("ones", "keep")
 
 # (window_size, ga_factor, overlap_hl) recommended by the GAInS README for each published script.
 VARIANT_DEFAULTS: dict[str, tuple[int, float, float]] = {
@@ -31,6 +32,12 @@ class GammParams:
             None (the default) means the smallest category id of the annotations being processed.
         anchor: ``topleft`` paints each pixel with the window whose top-left corner it is (the
             reference); ``center`` uses the window centred on the pixel.
+        every_category: give every category's instances maps, each category computed as the target in turn
+            (``target_category`` is then ignored); False (the reference): only the target category.
+        zero_maps: what sanitising does with the nuclei script's all-zero maps (an annotation without an
+            interacting neighbour): ``ones`` replaces them by all-ones maps (plain BCE for that instance),
+            ``keep`` keeps them as the reference trains (that instance's mask loss and GA target are 0).
+            NaN maps become all-ones either way.
     """
 
     variant: str = "isbi"
@@ -39,12 +46,16 @@ class GammParams:
     overlap_hl: float = 0.1
     target_category: int | None = None
     anchor: str = "topleft"
+    every_category: bool = False
+    zero_maps: str = "ones"
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown GAMM variant {self.variant!r}; expected one of {VARIANTS}")
         if self.anchor not in ANCHORS:
             raise ValueError(f"unknown window anchor {self.anchor!r}; expected one of {ANCHORS}")
+        if self.zero_maps not in ZERO_MAPS:
+            raise ValueError(f"unknown zero_maps {self.zero_maps!r}; expected one of {ZERO_MAPS}")
         if int(self.window_size) != self.window_size or self.window_size < 2:
             raise ValueError(f"window_size must be an integer >= 2, got {self.window_size!r}")
         if not self.ga_factor > 0:
@@ -62,11 +73,18 @@ class GammParams:
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (used in store manifests and hashes)."""
-        return asdict(self)
+        """A JSON-ready dict (used in store manifests and hashes). ``every_category`` and ``zero_maps`` appear
+        only when they differ from the reference, so stores written before they existed stay valid."""
+        d = asdict(self)
+        for key, reference in (("every_category", False), ("zero_maps", "ones")):
+            if d[key] == reference:
+                del d[key]
+        return d
 
     @property
     def tag(self) -> str:
         """Folder-friendly name in the reference's style, e.g. ``isbi_ws5_f0.5_ol0.1``."""
         tag = f"{self.variant}_ws{self.window_size}_f{self.ga_factor}_ol{self.overlap_hl}"
-        return tag if self.anchor == "topleft" else tag + "_center"
+        tag += "_center" if self.anchor == "center" else ""
+        tag += "_allcat" if self.every_category else ""
+        return tag + ("_zero" if self.zero_maps == "keep" else "")

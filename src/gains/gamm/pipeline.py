@@ -79,9 +79,11 @@ def _process_image(image: CocoImage) -> list[str]:
         raise InputError(f"{job.coco.path}: image {image.id}: {exc}") from exc
     codes = np.zeros(len(maps), dtype=np.int8)
     if not job.raw:
+        keep_zero = job.params.zero_maps == "keep"
         for j, m in enumerate(maps):
-            codes[j] = SANITISED_NAN if m.is_nan else SANITISED_ZERO if m.is_zero else SANITISED_NONE
-            maps[j] = m.sanitised()
+            zero = m.is_zero and not keep_zero
+            codes[j] = SANITISED_NAN if m.is_nan else SANITISED_ZERO if zero else SANITISED_NONE
+            maps[j] = m.sanitised(keep_zero)
     ann_ids = [inst.ann_id for inst in instances]
     if job.export_dir is not None:
         for aid, m in zip(ann_ids, maps, strict=True):
@@ -193,11 +195,11 @@ def run_gamm(
         annotations: COCO instances JSON (polygons, RLE or uncompressed RLE).
         image_dir: folder the JSON's ``file_name`` entries are relative to.
         params: variant and hyper-parameters; ``target_category`` must be a category of the JSON, or
-            None for the smallest category id.
+            None for the smallest category id (any value with ``every_category``).
         out: store folder; None writes no store (then ``export_npy`` must be given).
         export_npy: also write the reference layout ``<dir>/<annotation_id>.npy`` (float64, H x W).
-        raw: keep reference values bit for bit (NaN and all-zero maps included); otherwise such maps
-            become all-ones and the count is logged.
+        raw: keep reference values bit for bit (NaN and all-zero maps included); otherwise NaN maps, and
+            all-zero maps unless ``params.zero_maps`` is ``keep``, become all-ones and the count is logged.
         precision: ``float16`` or ``float32`` for stored crops.
         workers: processes working on images in parallel.
         skip_invalid: leave out bad annotations/images (counted and logged) instead of failing.
@@ -216,7 +218,7 @@ def run_gamm(
     if params.target_category is None:
         params = replace(params, target_category=min(coco.category_ids, default=1))
         log.info("target category: %d (the smallest category id of %s)", params.target_category, coco.path)
-    if params.target_category not in coco.category_ids:
+    if params.target_category not in coco.category_ids and not params.every_category:
         raise InputError(f"{coco.path}: target category {params.target_category} is not among the categories "
                          f"{sorted(coco.category_ids)}")
     run = GammRun(store=Path(out) if out is not None else None, params=params, n_images=len(coco.images))
