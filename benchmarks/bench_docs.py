@@ -136,10 +136,15 @@ def loader(d: dict[str, Any]) -> list[str]:
 
 
 def train_cli(d: dict[str, Any]) -> list[str]:
-    """bench_train_cli: median step time of each arm through ``gains train``, and the ratios."""
+    """bench_train_cli: median step time of each arm through ``gains train`` (and with the data wait, in results
+    that have it), and the ratios."""
+    waits = all("median_iteration_s" in a for a in d["arms"].values())
     rows = [[n, ", ".join(f"`{s}`" for s in a["sets"]) + (f" (code of `{a['tree']}`)" if "tree" in a else ""),
-             f"{a['median_step_s']:.3f}", f"{a['images_per_s']:.2f}", str(a["steps"])] for n, a in d["arms"].items()]
-    lines = _table(["arm", "settings (over the preset)", "median step s", "images/s", "steps"], rows)
+             f"{a['median_step_s']:.3f}", f"{a['images_per_s']:.2f}",
+             *([f"{a['median_iteration_s']:.3f}", f"{a['images_per_s_with_data']:.2f}"] if waits else []),
+             str(a["steps"])] for n, a in d["arms"].items()]
+    lines = _table(["arm", "settings (over the preset)", "median step s", "images/s",
+                    *(["with data wait s", "images/s with it"] if waits else []), "steps"], rows)
     ratios = [f"{k} {v:.2f}x" for k, v in d.items() if "/" in k or k.endswith("speed-up")]
     return [*lines, "", f"{d['preset']}: {d['iters']} iterations per run from scratch, {d['rounds']} rounds "
             f"alternated, first {d['skip']} iterations of each run left out. " + "; ".join(ratios) + "."]

@@ -14,7 +14,9 @@ run, e.g. ``git worktree add /tmp/before <commit>`` and ``--arm old-gains:model.
 old-gains=/tmp/before``.
 
 Step times are the ``time`` of each iteration in ``metrics.jsonl`` (the forward, backward and optimizer
-step; data loading is not in it). Every run has the machine to itself only if nothing else runs: the
+step; data loading is not in it); iteration times add its ``data_s`` (the wait for the batch), which is what a
+time budget pays and what ``data.num_workers`` can hide, e.g. ``--arm maskrcnn-w1:model.variant=maskrcnn,
+data.num_workers=1``. Every run has the machine to itself only if nothing else runs: the
 arms are alternated so that a slower stretch of the machine is shared between them.
 """
 
@@ -52,9 +54,9 @@ def code_of(config: str, tree: Path | None) -> tuple[str, dict[str, str]]:
 
 
 def run_arm(preset: str, data_sets: list[str], sets: list[str], iters: int, run: Path,
-            tree: Path | None = None) -> tuple[list[float], float]:
-    """(step times, wall seconds of the whole command) of one ``gains train`` run, with the code of ``tree``
-    (a checkout) instead of this one's when given."""
+            tree: Path | None = None) -> tuple[list[float], list[float], float]:
+    """(step times, iteration times with the data wait, wall seconds of the whole command) of one ``gains
+    train`` run, with the code of ``tree`` (a checkout) instead of this one's when given."""
     config, env = code_of(harness.PRESETS[preset] + "_cpu", tree)
     cmd = [sys.executable, "-m", "gains", "train", "--config", config, "--out", str(run),
            "--quiet", "--set", f"train.max_iters={iters}", "--set", "train.eval_period=0",
@@ -64,7 +66,7 @@ def run_arm(preset: str, data_sets: list[str], sets: list[str], iters: int, run:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env)
     wall = time.perf_counter() - t0
-    return harness.step_times(run), wall
+    return harness.step_times(run), harness.iteration_times(run), wall
 
 
 def git_commit(tree: Path) -> str:
@@ -101,24 +103,30 @@ def main(argv: list[str] | None = None) -> int:
     data_sets = [] if args.preset.startswith("synthetic") else harness.prepare_real_data(args.preset,
                                                                                           harness.BENCH_DATA)
     times: dict[str, list[float]] = {n: [] for n in arms}
+    iterations: dict[str, list[float]] = {n: [] for n in arms}
     walls: dict[str, list[float]] = {n: [] for n in arms}
     with tempfile.TemporaryDirectory(prefix="gains_bench_train_") as tmp:
         for r in range(args.rounds):
             for name, sets in arms.items():
-                steps, wall = run_arm(args.preset, data_sets, sets, args.iters, Path(tmp) / f"{name}-{r}",
-                                      trees.get(name))
+                steps, whole, wall = run_arm(args.preset, data_sets, sets, args.iters, Path(tmp) / f"{name}-{r}",
+                                             trees.get(name))
                 times[name] += steps[args.skip:]
+                iterations[name] += whole[args.skip:]
                 walls[name].append(wall)
                 print(f"round {r} {name}: median step {statistics.median(steps[args.skip:]):.3f} s, "
                       f"command {wall:.0f} s", file=sys.stderr)
     median = {n: statistics.median(t) for n, t in times.items()}
+    with_data = {n: statistics.median(t) for n, t in iterations.items()}
     result = {"preset": args.preset, "iters": args.iters, "skip": args.skip, "rounds": args.rounds,
               "arms": {n: {"sets": arms[n], **({"tree": git_commit(trees[n])} if n in trees else {}),
                            "median_step_s": round(median[n], 4), "steps": len(times[n]),
-                           "images_per_s": round(batch / median[n], 3), "command_s": [round(w, 1) for w in walls[n]]}
+                           "images_per_s": round(batch / median[n], 3),
+                           "median_iteration_s": round(with_data[n], 4),
+                           "images_per_s_with_data": round(batch / with_data[n], 3),
+                           "command_s": [round(w, 1) for w in walls[n]]}
                        for n in arms}}
     for n in arms:
-        print(f"{n:<18} median step {median[n]:.3f} s")
+        print(f"{n:<18} median step {median[n]:.3f} s, with the data wait {with_data[n]:.3f} s")
     pairs = [tuple(r.split("/", 1)) for r in args.ratio] or [("gains", "maskrcnn"), ("gains-cap8", "maskrcnn")]
     for a, b in pairs:
         if a in median and b in median:

@@ -262,6 +262,13 @@ def step_times(run: Path) -> list[float]:
     return [r["time"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "time" in r]
 
 
+def iteration_times(run: Path) -> list[float]:
+    """Each iteration's step time plus its wait for the data loader (``data_s``; runs recorded before it
+    existed give the step time alone), in order."""
+    rows = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "time" in r]
+    return [r["time"] + r.get("data_s", 0.0) for r in rows]
+
+
 def step_seconds(run: Path) -> float:
     """Sum of the training step times recorded in ``run/metrics.jsonl``."""
     return sum(step_times(run))

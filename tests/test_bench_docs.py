@@ -111,6 +111,11 @@ def test_train_cli_and_profile_tables() -> None:
     lines = bench_docs.train_cli(d)
     assert lines[2] == "| gains | `model.variant=gains` | 1.100 | 1.82 | 70 |"
     assert lines[-1].endswith("first 5 iterations of each run left out. gains/maskrcnn 1.10x.")
+    for a, wait in zip(d["arms"].values(), (1.4, 1.2), strict=True):
+        a["median_iteration_s"], a["images_per_s_with_data"] = wait, 2 / wait
+    lines = bench_docs.train_cli(d)
+    assert lines[0].endswith("| with data wait s | images/s with it | steps |")
+    assert lines[3] == "| maskrcnn | `model.variant=maskrcnn` | 1.000 | 2.00 | 1.200 | 1.67 | 70 |"
     arm = {"median_s": {"data": 0.1, "anomaly bwd": 0.5}, "parts_step_s": 2.0, "plain_step_s": 2.1}
     prof = bench_docs.profile({"preset": "isbi2014", "weights": "none", "steps": 8, "threads": 2, "torch": "2.x",
                                "arms": {"gains": arm}})

@@ -133,6 +133,10 @@ def test_read_eval_and_step_seconds(tmp_path) -> None:
     lines = [{"iter": 0, "time": 1.5}, {"iter": 1, "time": 2.0}, {"iter": 1, "split": "val", "segm/AP": 0.1}]
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     assert harness.step_seconds(run) == 3.5
+    assert harness.iteration_times(run) == [1.5, 2.0]  # a run from before data_s: the step alone
+    lines[1]["data_s"] = 0.25
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    assert harness.iteration_times(run) == [1.5, 2.25] and harness.step_seconds(run) == 3.5
 
 
 def test_a_finished_run_is_kept_for_other_scoring_and_restarted_for_other_training(tmp_path, monkeypatch) -> None:

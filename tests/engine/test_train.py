@@ -35,8 +35,10 @@ def test_two_iteration_fit_through_the_cli(tmp_path: Path, capsys) -> None:
     lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     train = [ln for ln in lines if "split" not in ln]
     assert [ln["iter"] for ln in train] == [0, 1]
-    for key in ("time", "lr", "loss", "loss_mask", "loss_ga", "loss_classifier", "images_per_s", "peak_mem_mib"):
+    for key in ("time", "data_s", "lr", "loss", "loss_mask", "loss_ga", "loss_classifier", "images_per_s",
+                "peak_mem_mib"):
         assert key in train[0]
+    assert all(ln["data_s"] > 0 and ln["time"] > 0 for ln in train)
     assert any(ln.get("split") == "val" and "segm/AP" in ln for ln in lines)
     assert (run / "last.pt").exists() and (run / "best.pt").exists() and (run / "config.yaml").exists()
     assert os.path.samefile(run / "last.pt", run / "best.pt")  # best at the last iteration: one file, two names

@@ -185,6 +185,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     it = start - 1  # the last iteration run; stays start - 1 when a finished run resumes
     if budget is not None:
         budget.resume()
+    waited = time.perf_counter()  # since when the loop waits for the loader (its batch's "data_s")
     for it, (imgs, targets) in enumerate(loader, start=start):
         if budget is not None:
             if budget.exhausted():  # a budgeted run that had already finished
@@ -203,7 +204,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
         dt = time.perf_counter() - t0
         done = it + 1
         is_last = done == cfg.train.max_iters
-        record = {"iter": it, "time": dt, "lr": lr, "loss": float(loss.detach()),
+        record = {"iter": it, "time": dt, "data_s": t0 - waited, "lr": lr, "loss": float(loss.detach()),
                   **{k: float(v.detach()) for k, v in losses.items()},
                   "images_per_s": len(imgs) * world / dt, "peak_mem_mib": _peak_memory_mib(device)}
         if budget is not None:
@@ -244,6 +245,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
             break
         if budget is not None:
             budget.resume()
+        waited = time.perf_counter()
     bar.close()
     if writer is not None:
         writer.close()
