@@ -54,13 +54,9 @@ def image_maps(instances: list[InstanceInput], height: int, width: int, params: 
         the target (the other instances present, as in any pass).
     """
     if params.every_category:
-        out: list[GaMap | None] = [None] * len(instances)
-        for category in sorted({inst.category_id for inst in instances}):
-            one = replace(params, target_category=category, every_category=False)
-            for j, m in enumerate(image_maps(instances, height, width, one)):
-                if instances[j].category_id == category:
-                    out[j] = m
-        return out  # type: ignore[return-value]
+        passes = {c: image_maps(instances, height, width, replace(params, target_category=c, every_category=False))
+                  for c in {inst.category_id for inst in instances}}
+        return [passes[inst.category_id][j] for j, inst in enumerate(instances)]
     ws = params.window_size
     if params.target_category is None:
         raise ValueError("params.target_category must be set (see GammParams)")
