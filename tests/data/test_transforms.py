@@ -112,3 +112,19 @@ def test_compose_and_photometric_jitter_leave_targets_alone() -> None:
     out_img, out = Compose([PhotometricJitter(0.2, 0.3, 0.3)])(image, target)
     assert out is target and out_img.shape == image.shape
     assert float(out_img.min()) >= 0.0 and float(out_img.max()) <= 1.0 and not torch.equal(out_img, image)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_targets_without_ga_maps_move_like_those_with(seed: int) -> None:
+    """A baseline's targets carry no GA maps: every transform moves their masks and boxes exactly as it moves
+    those of a GAInS target (same random draws) and adds no maps."""
+    image, target = scene()
+    bare = {k: v for k, v in target.items() if k != "ga_maps"}
+    steps = Compose([RandomFlip(0.5, 0.5), RandomRot90(0.75), ResizeShortestEdge([30, 50], 1000)])
+    torch.manual_seed(seed)
+    _, full = steps(image, target)
+    torch.manual_seed(seed)
+    _, out = steps(image, bare)
+    assert "ga_maps" not in out
+    for key in ("masks", "boxes", "area", "labels"):
+        assert torch.equal(out[key], full[key]), key

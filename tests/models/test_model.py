@@ -100,8 +100,10 @@ def test_variants_differ_only_by_the_ga_parts() -> None:
     assert not set(base) - set(gains)
     assert extra and all(n.startswith(("roi_heads.fusion.", "roi_heads.anomaly.")) for n in extra)
     assert all(gains[n] == base[n] for n in base)
-    out = build_model(ModelConfig(**{**TINY.__dict__, "variant": "maskrcnn"}), 1).train()(*sample())
-    assert "loss_ga" not in out
+    images, targets = sample()
+    del targets[0]["ga_maps"]  # a baseline's data carries no GA maps
+    out = build_model(ModelConfig(**{**TINY.__dict__, "variant": "maskrcnn"}), 1).train()(images, targets)
+    assert "loss_ga" not in out and torch.isfinite(sum(out.values()))
 
 
 def test_inference_outputs_masks_and_ga_maps_in_image_frame() -> None:
@@ -134,6 +136,27 @@ def test_model_transform_keeps_ga_maps_aligned_with_masks() -> None:
     rows, cols = torch.nonzero(out["masks"][0], as_tuple=True)
     assert abs(x0 - cols.min()) <= 1 and abs(x1 - (cols.max() + 1)) <= 1
     assert abs(y0 - rows.min()) <= 1 and abs(y1 - (rows.max() + 1)) <= 1
+
+
+def test_model_transform_resizes_uint8_masks_as_nearest_exact_and_needs_no_ga_maps() -> None:
+    """Masks are resized as uint8 (no float copy of the [N, H, W] stack) with the same pixels as a float
+    nearest-exact resize; a baseline's target without GA maps stays without them."""
+    tr = GainsTransform([64], 64, 1000, [0.0] * 3, [1.0] * 3).train()
+    masks = (torch.rand((3, 50, 70), generator=torch.Generator().manual_seed(1)) > 0.6).to(torch.uint8)
+    target = {"boxes": torch.tensor([[0.0, 0.0, 70.0, 50.0]] * 3), "labels": torch.ones(3, dtype=torch.int64),
+              "masks": masks}
+    images, (out,) = tr([torch.rand(3, 50, 70)], [target])
+    want = torch.nn.functional.interpolate(masks[None].float(), size=images.image_sizes[0], mode="nearest-exact")[0]
+    assert out["masks"].dtype == torch.uint8 and torch.equal(out["masks"], want.to(torch.uint8))
+    assert "ga_maps" not in out
+
+
+def test_gains_training_refuses_targets_without_ga_maps() -> None:
+    model = build_model(TINY, 1).train()
+    images, targets = sample()
+    del targets[0]["ga_maps"]
+    with pytest.raises(ValueError, match="ga_maps"):
+        model(images, targets)
 
 
 def test_loss_functions_match_hand_computation() -> None:

@@ -4,7 +4,8 @@
 (see ``transforms`` for the contract) with ``ga_maps`` float32 [N, H, W]: from a GA-map store when
 one matches the annotations and parameters, else computed on the fly with GAMM and cached on disk
 (the cache folder name holds a hash of the annotations, parameters and package version, so a stale
-cache is never read). Without GAMM parameters every map is all-ones. Category ids map to contiguous
+cache is never read). Without GAMM parameters the targets carry no ``ga_maps`` (a baseline trains
+without them; building all-ones stacks cost memory and time). Category ids map to contiguous
 labels 1..C in sorted id order (``category_to_label`` / ``label_to_category``).
 """
 
@@ -49,7 +50,7 @@ class InstanceDataset(torch.utils.data.Dataset):
     Args:
         annotations: COCO JSON (canonical ``annotations.json`` or a split file).
         images: image folder (default: ``images/`` beside the JSON).
-        gamm: GAMM parameters for the maps; None gives all-ones maps.
+        gamm: GAMM parameters for the maps; None: targets without ``ga_maps`` (a baseline's or an evaluation's).
         ga_store: a store made by ``gains gamm``; used when its manifest matches (else InputError).
         cache_dir: where on-the-fly maps are cached (default ``<json folder>/.gains_cache``); None in
             ``ga_store``'s absence and ``cache=False`` computes maps every time.
@@ -102,8 +103,8 @@ class InstanceDataset(torch.utils.data.Dataset):
     def _maps(self, index: int, anns: list[dict[str, Any]], height: int, width: int) -> np.ndarray:
         """GA maps [N, H, W] of the image's annotations (file order)."""
         n = len(anns)
-        if self.gamm is None or n == 0:
-            return np.ones((n, height, width), dtype=np.float32)
+        if n == 0:
+            return np.ones((0, height, width), dtype=np.float32)
         image = self.images[index]
         if self.store is not None:
             return np.stack([self.store.load(a["id"]) for a in anns])
@@ -148,12 +149,13 @@ class InstanceDataset(torch.utils.data.Dataset):
             "masks": torch.from_numpy(masks),
             "boxes": torch.from_numpy(boxes),
             "area": torch.from_numpy(area),
-            "ga_maps": torch.from_numpy(self._maps(index, anns, height, width)),
             "labels": torch.tensor([self.category_to_label[a["category_id"]] for a in anns], dtype=torch.int64),
             "iscrowd": torch.tensor([int(a.get("iscrowd", 0)) for a in anns], dtype=torch.int64),
             "annotation_ids": torch.tensor([a["id"] for a in anns], dtype=torch.int64),
             "image_id": torch.tensor(image.id, dtype=torch.int64),
         }
+        if self.gamm is not None:
+            target["ga_maps"] = torch.from_numpy(self._maps(index, anns, height, width))
         try:
             tensor = image_to_tensor(pixels, self.normalisation)
         except ValueError as exc:

@@ -1,7 +1,8 @@
 """Paired transforms: image, masks, boxes and GA maps move together.
 
 Contract (torchvision detection style): ``image`` is a float32 Tensor[C, H, W] in [0, 1]; ``target``
-holds ``masks`` uint8 [N, H, W], ``ga_maps`` float32 [N, H, W], ``boxes`` float32 [N, 4] xyxy
+holds ``masks`` uint8 [N, H, W], ``ga_maps`` float32 [N, H, W] (GAInS targets only: a baseline's targets
+carry none), ``boxes`` float32 [N, 4] xyxy
 (pixel-edge coordinates: a mask whose pixels span columns c0..c1 has x0 = c0, x1 = c1 + 1), plus
 per-instance ``labels``, ``area``, ``iscrowd``, ``annotation_ids``. Resizing recomputes boxes and areas
 from the resized masks, so they always agree, and drops instances whose mask vanishes with all their
@@ -21,6 +22,12 @@ import torch.nn.functional as F
 
 Target = dict[str, Any]
 PER_INSTANCE = ("boxes", "labels", "masks", "ga_maps", "area", "iscrowd", "annotation_ids")
+MAPS = ("masks", "ga_maps")
+
+
+def _moved(target: Target, move: Any, boxes: torch.Tensor) -> Target:
+    """``target`` with ``move`` applied to each [N, H, W] map stack it holds, and ``boxes`` as given."""
+    return dict(target, boxes=boxes, **{k: move(target[k]) for k in MAPS if k in target})
 
 
 def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
@@ -108,14 +115,12 @@ class ResizeShortestEdge:
             return image, target
         image = F.interpolate(image[None], size=(oh, ow), mode="bilinear", align_corners=False)[0].clamp(0, 1)
         out = dict(target)
-        if target["masks"].shape[0]:
-            masks = F.interpolate(target["masks"][None].float(), size=(oh, ow), mode="nearest-exact")[0]
-            out["masks"] = masks.to(torch.uint8)
-            out["ga_maps"] = F.interpolate(target["ga_maps"][None], size=(oh, ow), mode="bilinear",
-                                           align_corners=False)[0]
-        else:
-            out["masks"] = torch.zeros((0, oh, ow), dtype=torch.uint8)
-            out["ga_maps"] = torch.zeros((0, oh, ow), dtype=torch.float32)
+        n = target["masks"].shape[0]
+        out["masks"] = (F.interpolate(target["masks"][None], size=(oh, ow), mode="nearest-exact")[0] if n
+                        else torch.zeros((0, oh, ow), dtype=torch.uint8))
+        if "ga_maps" in target:
+            out["ga_maps"] = (F.interpolate(target["ga_maps"][None], size=(oh, ow), mode="bilinear",
+                                            align_corners=False)[0] if n else torch.zeros((0, oh, ow)))
         return image, refresh(out)
 
 
@@ -134,9 +139,7 @@ class RandomFlip:
         if not dims:
             return image, target
         h, w = image.shape[-2:]
-        out = dict(target, masks=target["masks"].flip(dims), ga_maps=target["ga_maps"].flip(dims),
-                   boxes=flip_boxes(target["boxes"], dims, h, w))
-        return image.flip(dims), out
+        return image.flip(dims), _moved(target, lambda m: m.flip(dims), flip_boxes(target["boxes"], dims, h, w))
 
 
 class RandomRot90:
@@ -150,8 +153,7 @@ class RandomRot90:
             return image, target
         k = int(torch.randint(1, 4, (1,)))
         h, w = image.shape[-2:]
-        out = dict(target, masks=target["masks"].rot90(k, dims=(-2, -1)),
-                   ga_maps=target["ga_maps"].rot90(k, dims=(-2, -1)), boxes=rot90_boxes(target["boxes"], k, h, w))
+        out = _moved(target, lambda m: m.rot90(k, dims=(-2, -1)), rot90_boxes(target["boxes"], k, h, w))
         return image.rot90(k, dims=(-2, -1)).contiguous(), out
 
 

@@ -78,6 +78,8 @@ class GainsRoIHeads(RoIHeads):
         if self.training:
             if targets is None:
                 raise ValueError("targets are required in training")
+            if self.is_gains and any("ga_maps" not in t for t in targets):
+                raise ValueError("GAInS training targets need ga_maps (a dataset built with GAMM parameters)")
             proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
             class_logits, box_regression = self._forward_box(features, proposals, image_shapes)
             loss_cls, loss_box = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)

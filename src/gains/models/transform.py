@@ -47,8 +47,8 @@ class GainsTransform(GeneralizedRCNNTransform):
         if (oh, ow) != (h, w):
             target["boxes"] = resize_boxes(target["boxes"], [h, w], [oh, ow])
             if "masks" in target and target["masks"].shape[0]:
-                target["masks"] = F.interpolate(target["masks"][None].float(), size=(oh, ow),
-                                                mode="nearest-exact")[0].to(torch.uint8)
+                target["masks"] = F.interpolate(target["masks"].to(torch.uint8)[None], size=(oh, ow),
+                                                mode="nearest-exact")[0]  # uint8 in and out: no float copy
             elif "masks" in target:
                 target["masks"] = target["masks"].new_zeros((0, oh, ow))
             if "ga_maps" in target and target["ga_maps"].shape[0]:
