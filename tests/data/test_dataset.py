@@ -12,7 +12,7 @@ from PIL import Image
 
 from gains.data.dataset import InstanceDataset, collate, image_to_tensor
 from gains.data.split import split_dataset
-from gains.data.transforms import RandomFlip
+from gains.data.transforms import Compose, RandomFlip, RandomRot90
 from gains.errors import InputError
 from gains.gamm import GammParams, GammStore, run_gamm
 from gains.intensity import LEGACY
@@ -93,6 +93,26 @@ def test_transforms_move_ga_maps_with_masks(small_coco: Path) -> None:
     (_, a), (_, b) = plain[0], flipped[0]
     assert torch.equal(b["masks"], a["masks"].flip(-1))
     assert torch.equal(b["ga_maps"], a["ga_maps"].flip(-1))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_items_equal_the_transforms_applied_to_dense_targets(small_coco: Path, seed: int, tmp_path: Path) -> None:
+    """The dataset moves crops, not stacks: every item equals the same flips and turns applied to the dense
+    target, for GA maps from the cache and from a store."""
+    run_gamm(small_coco, small_coco.parent / "images", ISBI, out=tmp_path / "store", precision="float32",
+             progress=False)
+    steps = Compose([RandomFlip(0.5, 0.5), RandomRot90(0.75)])
+    for where in ({"cache_dir": tmp_path / "cache"}, {"ga_store": tmp_path / "store"}):
+        plain = InstanceDataset(small_coco, gamm=ISBI, **where)
+        moved = InstanceDataset(small_coco, gamm=ISBI, transforms=steps, **where)
+        for i in range(len(plain)):
+            torch.manual_seed(seed + 10 * i)
+            image, target = moved[i]
+            torch.manual_seed(seed + 10 * i)
+            want_image, want = steps(*plain[i])
+            assert torch.equal(image, want_image) and target.keys() == want.keys()
+            for key, value in want.items():
+                assert isinstance(target[key], torch.Tensor) and torch.equal(target[key], value), key
 
 
 def test_empty_images_kept_or_filtered(small_coco: Path) -> None:

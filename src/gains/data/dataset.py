@@ -23,11 +23,12 @@ import torch
 
 from gains import __version__
 from gains.atomic import atomic_write
+from gains.data.crops import CropStack, dense
 from gains.errors import InputError
 from gains.gamm import GammParams, GammStore, image_maps
 from gains.gamm.coco import CocoAnnotations, load_coco, prepare_image, resolve_image
 from gains.gamm.raster import segmentation_to_crop
-from gains.gamm.store import decode_map, encode_image_maps
+from gains.gamm.store import encode_image_maps, map_crop
 from gains.imageio import read_image
 from gains.intensity import DEFAULT, Normalisation, Scaling
 
@@ -100,14 +101,14 @@ class InstanceDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def _maps(self, index: int, anns: list[dict[str, Any]], height: int, width: int) -> np.ndarray:
-        """GA maps [N, H, W] of the image's annotations (file order)."""
+    def _maps(self, index: int, anns: list[dict[str, Any]], height: int, width: int) -> CropStack:
+        """GA maps [N, H, W] of the image's annotations (file order), as crops."""
         n = len(anns)
         if n == 0:
-            return np.ones((0, height, width), dtype=np.float32)
+            return CropStack.of(height, width, [], np.float32)
         image = self.images[index]
         if self.store is not None:
-            return np.stack([self.store.load(a["id"]) for a in anns])
+            return CropStack.of(height, width, [self.store.crop(a["id"]) for a in anns], np.float32)
         cached = self.cache_dir / f"{image.id}.npz" if self.cache_dir is not None else None
         if cached is not None and cached.exists():
             with np.load(cached) as z:
@@ -119,10 +120,7 @@ class InstanceDataset(torch.utils.data.Dataset):
             arrays = encode_image_maps([a["id"] for a in anns], maps, "float32")
             if cached is not None:
                 atomic_write(cached, lambda fh: np.savez_compressed(fh, **arrays))
-        stack = np.empty((n, height, width), dtype=np.float32)
-        for j in range(n):
-            decode_map(arrays, j, height, width, out=stack[j])
-        return stack
+        return CropStack.of(height, width, [map_crop(arrays, j) for j in range(n)], np.float32)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
         image = self.images[index]
@@ -132,7 +130,7 @@ class InstanceDataset(torch.utils.data.Dataset):
         if image.height is not None and (image.height, image.width) != (height, width):
             raise InputError(f"{where}: file is {height}x{width} but the JSON says {image.height}x{image.width}")
         anns = self.coco.anns_by_image[image.id]
-        masks = np.zeros((len(anns), height, width), dtype=np.uint8)
+        masks = []
         boxes = np.zeros((len(anns), 4), dtype=np.float32)
         area = np.zeros(len(anns), dtype=np.float32)
         for j, a in enumerate(anns):
@@ -142,11 +140,11 @@ class InstanceDataset(torch.utils.data.Dataset):
                 raise InputError(f"{self.coco.path}: annotation {a['id']}: {exc}") from exc
             if crop is None:
                 raise InputError(f"{self.coco.path}: annotation {a['id']}: empty mask")
-            masks[j, crop.y0 : crop.y1, crop.x0 : crop.x1] = crop.mask
+            masks.append((crop.y0, crop.x0, crop.mask.view(np.uint8), 0.0))
             boxes[j] = crop.x0, crop.y0, crop.x1, crop.y1  # crops are tight: the pixel-edge box
             area[j] = np.count_nonzero(crop.mask)
         target = {
-            "masks": torch.from_numpy(masks),
+            "masks": CropStack.of(height, width, masks, np.uint8),
             "boxes": torch.from_numpy(boxes),
             "area": torch.from_numpy(area),
             "labels": torch.tensor([self.category_to_label[a["category_id"]] for a in anns], dtype=torch.int64),
@@ -155,14 +153,14 @@ class InstanceDataset(torch.utils.data.Dataset):
             "image_id": torch.tensor(image.id, dtype=torch.int64),
         }
         if self.gamm is not None:
-            target["ga_maps"] = torch.from_numpy(self._maps(index, anns, height, width))
+            target["ga_maps"] = self._maps(index, anns, height, width)
         try:
             tensor = image_to_tensor(pixels, self.normalisation)
         except ValueError as exc:
             raise InputError(f"{where}: {exc}") from exc
-        if self.transforms is not None:
+        if self.transforms is not None:  # flips and turns move crops, not [N, H, W] stacks
             tensor, target = self.transforms(tensor, target)
-        return tensor, target
+        return tensor, {k: dense(v) for k, v in target.items()}
 
 
 def collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:

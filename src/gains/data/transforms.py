@@ -2,7 +2,8 @@
 
 Contract (torchvision detection style): ``image`` is a float32 Tensor[C, H, W] in [0, 1]; ``target``
 holds ``masks`` uint8 [N, H, W], ``ga_maps`` float32 [N, H, W] (GAInS targets only: a baseline's targets
-carry none), ``boxes`` float32 [N, 4] xyxy
+carry none; either stack may come as a ``CropStack``, which flips and turns move without a pass over
+[N, H, W]), ``boxes`` float32 [N, 4] xyxy
 (pixel-edge coordinates: a mask whose pixels span columns c0..c1 has x0 = c0, x1 = c1 + 1), plus
 per-instance ``labels``, ``area``, ``iscrowd``, ``annotation_ids``. Resizing recomputes boxes and areas
 from the resized masks, so they always agree, and drops instances whose mask vanishes with all their
@@ -19,6 +20,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from gains.data.crops import dense
 
 Target = dict[str, Any]
 PER_INSTANCE = ("boxes", "labels", "masks", "ga_maps", "area", "iscrowd", "annotation_ids")
@@ -116,10 +119,10 @@ class ResizeShortestEdge:
         image = F.interpolate(image[None], size=(oh, ow), mode="bilinear", align_corners=False)[0].clamp(0, 1)
         out = dict(target)
         n = target["masks"].shape[0]
-        out["masks"] = (F.interpolate(target["masks"][None], size=(oh, ow), mode="nearest-exact")[0] if n
+        out["masks"] = (F.interpolate(dense(target["masks"])[None], size=(oh, ow), mode="nearest-exact")[0] if n
                         else torch.zeros((0, oh, ow), dtype=torch.uint8))
         if "ga_maps" in target:
-            out["ga_maps"] = (F.interpolate(target["ga_maps"][None], size=(oh, ow), mode="bilinear",
+            out["ga_maps"] = (F.interpolate(dense(target["ga_maps"])[None], size=(oh, ow), mode="bilinear",
                                             align_corners=False)[0] if n else torch.zeros((0, oh, ow)))
         return image, refresh(out)
 

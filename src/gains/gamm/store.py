@@ -46,20 +46,29 @@ def encode_image_maps(ann_ids: list[int], maps: list[GaMap], precision: str) -> 
     return {"ann_ids": np.asarray(ann_ids, dtype=np.int64), "boxes": boxes, "fills": fills, "data": data}
 
 
+def map_crop(arrays: dict[str, np.ndarray], j: int) -> tuple[int, int, np.ndarray | None, float]:
+    """Map number ``j`` of an image's npz arrays as ``(y0, x0, values, fill)``: float32 ``values`` [h, w] at
+    row ``y0``, column ``x0``, and ``fill`` everywhere else (``values`` None: the map is ``fill`` everywhere)."""
+    fill = float(arrays["fills"][j])
+    boxes = arrays["boxes"]
+    y0, x0, h, w = (int(v) for v in boxes[j])
+    if not (h and w):
+        return y0, x0, None, fill
+    start = int((boxes[:j, 2].astype(np.int64) * boxes[:j, 3]).sum())
+    crop = arrays["data"][start : start + h * w].astype(np.float32).reshape(h, w)
+    return y0, x0, crop + np.float32(0.0 if np.isnan(fill) else fill), fill
+
+
 def decode_map(arrays: dict[str, np.ndarray], j: int, height: int, width: int,
                out: np.ndarray | None = None) -> np.ndarray:
     """The full-size float32 map number ``j`` of an image's npz arrays, written into ``out`` (float32
     [height, width], e.g. one slice of a preallocated stack) when given."""
-    fill = float(arrays["fills"][j])
+    y0, x0, values, fill = map_crop(arrays, j)
     if out is None:
         out = np.empty((height, width), dtype=np.float32)
     out.fill(fill)
-    boxes = arrays["boxes"]
-    y0, x0, h, w = (int(v) for v in boxes[j])
-    if h and w:
-        start = int((boxes[:j, 2].astype(np.int64) * boxes[:j, 3]).sum())
-        crop = arrays["data"][start : start + h * w].astype(np.float32).reshape(h, w)
-        out[y0 : y0 + h, x0 : x0 + w] = crop + (0.0 if np.isnan(fill) else fill)
+    if values is not None:
+        out[y0 : y0 + values.shape[0], x0 : x0 + values.shape[1]] = values
     return out
 
 
@@ -117,11 +126,20 @@ class GammStore:
                 self._cache = (image_id, {k: z[k] for k in z.files})
         return self._cache[1]
 
-    def load(self, ann_id: int) -> np.ndarray:
-        """Full-size float32 (H, W) map of one annotation."""
+    def _locate(self, ann_id: int) -> tuple[dict[str, np.ndarray], int, int, int]:
+        """(the npz arrays holding the map of ``ann_id``, its index there, frame height, frame width)."""
         if int(ann_id) not in self._where:
             raise KeyError(f"annotation {ann_id} has no map in {self.path}")
         image_id, height, width = self._where[int(ann_id)]
         arrays = self.image_arrays(image_id)
-        j = int(np.flatnonzero(arrays["ann_ids"] == int(ann_id))[0])
+        return arrays, int(np.flatnonzero(arrays["ann_ids"] == int(ann_id))[0]), height, width
+
+    def load(self, ann_id: int) -> np.ndarray:
+        """Full-size float32 (H, W) map of one annotation."""
+        arrays, j, height, width = self._locate(ann_id)
         return decode_map(arrays, j, height, width)
+
+    def crop(self, ann_id: int) -> tuple[int, int, np.ndarray | None, float]:
+        """The map of one annotation as ``(y0, x0, values, fill)`` (see ``map_crop``)."""
+        arrays, j, _, _ = self._locate(ann_id)
+        return map_crop(arrays, j)
