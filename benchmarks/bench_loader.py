@@ -102,7 +102,11 @@ def main() -> None:
         if not same_targets(tmp / "current.pt", tmp / "baseline.pt"):
             raise SystemExit(f"bench_loader: the targets of {args.baseline} and this checkout differ")
     med = {name: statistics.median(t) for name, t in times.items()}
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True)
+    current = head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
     result = {"preset": "dsb2018-cluster", "items": args.items, "rounds": args.rounds, "baseline": args.baseline,
+              "current": current,
               "current_s_per_item": med["current"], "baseline_s_per_item": med["baseline"],
               "ratio": med["current"] / med["baseline"], "same_targets": True}
     args.json.parent.mkdir(parents=True, exist_ok=True)
