@@ -55,8 +55,10 @@ def map_crop(arrays: dict[str, np.ndarray], j: int) -> tuple[int, int, np.ndarra
     if not (h and w):
         return y0, x0, None, fill
     start = int((boxes[:j, 2].astype(np.int64) * boxes[:j, 3]).sum())
-    crop = arrays["data"][start : start + h * w].astype(np.float32).reshape(h, w)
-    return y0, x0, crop + np.float32(0.0 if np.isnan(fill) else fill), fill
+    crop = arrays["data"][start : start + h * w].astype(np.float32).reshape(h, w)  # astype copies
+    if not np.isnan(fill):
+        crop += np.float32(fill)
+    return y0, x0, crop, fill
 
 
 def decode_map(arrays: dict[str, np.ndarray], j: int, height: int, width: int,
