@@ -1,11 +1,12 @@
 """Training data loading: seconds per item of the GAInS training dataset against a baseline git revision.
 
 Times ``InstanceDataset`` items (image, masks, boxes, GA maps from the on-disk cache, and the training
-preset's flips and rotations) on the dsb2018-cluster training split, the densest preset (about 100
+preset's flips and rotations) and their resize into the model's input frame (the model transform's
+``resize``, which a training step runs) on the dsb2018-cluster training split, the densest preset (about 100
 nuclei per image, up to 1024 x 1024), once with this checkout's code and once with ``--baseline REV``'s,
 each in its own process, alternating ``--rounds`` times; the GA-map cache is filled before timing. The
-two versions must produce the same targets: the script compares boxes, areas, labels, ids and the mask
-and GA-map sums item by item, and fails if they differ.
+two versions must produce the same targets: the script compares input sizes, boxes, areas, labels, ids,
+mask sums and GA-map sums (to float32 rounding) item by item, and fails if they differ.
 
     .venv/bin/python benchmarks/bench_loader.py [--baseline 1858b45] [--items 24] [--rounds 2]
 
@@ -29,24 +30,28 @@ CHECKED = ("boxes", "area", "labels", "annotation_ids")
 
 
 def time_items(config: Path, run_dir: Path, items: int, dump: Path) -> float:
-    """Seconds per item over ``items`` evenly spaced training items (after a warm pass); targets to ``dump``."""
+    """Seconds per item over ``items`` evenly spaced training items (after a warm pass), each item resized into
+    the model's input frame by its transform as a training step does; the resized targets to ``dump``."""
     import torch
 
     from gains.config import load_config
     from gains.engine.train import build_train_dataset, resolve_data
+    from gains.models.build import build_model
 
     torch.set_num_threads(1)
     cfg = load_config(config)
     train_json, _, images = resolve_data(cfg, run_dir)
     dataset = build_train_dataset(cfg, train_json, images, run_dir)
+    transform = build_model(cfg.model, len(dataset.category_to_label)).transform.train()
     picked = list(range(len(dataset)))[:: max(1, len(dataset) // items)][:items]
     for i in picked:  # fills the GA-map cache
         dataset[i]
     torch.manual_seed(0)
     out, t0 = [], time.perf_counter()
     for i in picked:
-        _, target = dataset[i]
-        out.append({k: target[k] for k in CHECKED} | {"mask_sum": target["masks"].sum(),
+        image, target = transform.resize(*dataset[i])
+        out.append({k: target[k] for k in CHECKED} | {"size": torch.tensor(image.shape),
+                                                       "mask_sum": target["masks"].sum(),
                                                        "ga_sum": target["ga_maps"].double().sum()})
     seconds = (time.perf_counter() - t0) / len(picked)
     torch.save(out, dump)
@@ -54,10 +59,14 @@ def time_items(config: Path, run_dir: Path, items: int, dump: Path) -> float:
 
 
 def same_targets(a: Path, b: Path) -> bool:
+    """The dumps hold the same sizes, boxes, areas, labels, ids and mask sums, and GA-map sums equal to float32
+    rounding (the bilinear resize from crops rounds once where the op rounds per term)."""
     import torch
 
     x, y = torch.load(a), torch.load(b)
-    return len(x) == len(y) and all(torch.equal(p[k], q[k]) for p, q in zip(x, y, strict=True) for k in p)
+    return len(x) == len(y) and all(
+        torch.allclose(p[k], q[k], rtol=1e-6, atol=0) if k == "ga_sum" else torch.equal(p[k], q[k])
+        for p, q in zip(x, y, strict=True) for k in p)
 
 
 def main() -> None:

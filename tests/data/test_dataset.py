@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from gains.data.crops import CropStack, dense
 from gains.data.dataset import InstanceDataset, collate, image_to_tensor
 from gains.data.split import split_dataset
 from gains.data.transforms import Compose, RandomFlip, RandomRot90
@@ -153,3 +154,34 @@ def test_zero_maps_keep_reaches_training_targets_from_the_cache_and_a_store(tmp_
         assert (ga[2] == 0).all() and ga[0].max() > 1.05
     ones = InstanceDataset(ann, gamm=GammParams.for_variant("nuclei", target_category=1), cache=False)
     assert (ones[0][1]["ga_maps"][2] == 1).all()
+
+
+def test_crop_targets_train_the_model_like_dense_targets(small_coco: Path, tmp_path: Path) -> None:
+    """crops=True (the training set's form) keeps masks and GA maps as CropStacks that are the dense targets,
+    and a GAInS training forward on them gives the losses of the dense targets (the model's transform resizes
+    the 64 x 80 images to 96 x 120 from the crops)."""
+    from gains.config import ModelConfig
+    from gains.models.build import build_model
+
+    steps = Compose([RandomFlip(0.5, 0.5), RandomRot90(0.75)])
+    lazy = InstanceDataset(small_coco, gamm=ISBI, cache_dir=tmp_path, transforms=steps, crops=True)
+    eager = InstanceDataset(small_coco, gamm=ISBI, cache_dir=tmp_path, transforms=steps)
+    batches = []
+    for data in (lazy, eager):
+        torch.manual_seed(3)
+        batches.append(collate([data[0], data[1]]))
+    (images, crop_targets), (_, dense_targets) = batches
+    assert all(isinstance(t[k], CropStack) for t in crop_targets for k in ("masks", "ga_maps"))
+    for a, b in zip(crop_targets, dense_targets, strict=True):
+        assert all(torch.equal(dense(a[k]), b[k]) for k in b)
+    small = ModelConfig(backbone="resnet18", norm="gn", min_size_train=[96], max_size=160, anomaly_channels=32,
+                        rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=50, box_batch_size_per_image=16)
+    model = build_model(small, 2).train()
+    losses = []
+    for targets in (crop_targets, dense_targets):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            losses.append(model(images, targets))
+    assert losses[0].keys() == losses[1].keys() and "loss_ga" in losses[0]
+    for key, value in losses[1].items():
+        assert abs(float(losses[0][key]) - float(value)) <= 1e-5 * max(1.0, abs(float(value))), key

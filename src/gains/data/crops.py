@@ -4,8 +4,11 @@ A dense [N, H, W] stack of masks or GA maps costs N x H x W values to build, fli
 DSB2018 image with 300 nuclei: 300 M per stack), while each instance covers only its box. Map ``j`` of
 a stack is ``fills[j]`` everywhere except rows ``y0 : y0 + h`` and columns ``x0 : x0 + w`` (``boxes[j]`` =
 ``(y0, x0, h, w)``), where it is ``crops[j]``. Flips and quarter turns move boxes and crops only and
-give exactly the pixels the same operation on the dense stack gives; ``dense()`` builds the stack.
-The paired transforms (``gains.data.transforms``) take a CropStack wherever they take a map stack.
+give exactly the pixels the same operation on the dense stack gives; ``dense()`` builds the stack, and
+``resized()`` builds it at another size straight from the crops, as the model's transform resizes targets
+(a 1024 px image trained at 288 px: a twelfth of the values, and no full-size stack to interpolate).
+The paired transforms (``gains.data.transforms``) take a CropStack wherever they take a map stack, and the
+model's transform (``gains.models.transform``) takes one wherever it takes masks or GA maps.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -76,21 +80,94 @@ class CropStack:
                             out.dtype)
         return out
 
-    def dense(self) -> torch.Tensor:
-        """The [N, height, width] stack as a tensor of ``dtype``."""
+    def to(self, device: torch.device | str) -> CropStack | torch.Tensor:
+        """Itself on the CPU (the model's transform makes it dense at its input size); elsewhere the dense
+        stack on ``device``."""
+        return self if torch.device(device).type == "cpu" else self.dense().to(device)
+
+    def _filled(self, height: int, width: int) -> np.ndarray:
+        """[N, height, width] of ``dtype``, each map at its fill."""
         uniform = len(self.fills) and bool((self.fills == self.fills[0]).all())
         if uniform and self.fills[0] == 0:
-            stack = np.zeros(self.shape, dtype=self.dtype)  # zeroed pages come free from the allocator
-        elif uniform:
-            stack = np.full(self.shape, self.fills[0], dtype=self.dtype)
-        else:
-            stack = np.empty(self.shape, dtype=self.dtype)
-            for j, value in enumerate(self.fills):
-                stack[j].fill(value)
+            return np.zeros((len(self), height, width), dtype=self.dtype)  # zeroed pages come free
+        if uniform:
+            return np.full((len(self), height, width), self.fills[0], dtype=self.dtype)
+        stack = np.empty((len(self), height, width), dtype=self.dtype)
+        for j, value in enumerate(self.fills):
+            stack[j].fill(value)
+        return stack
+
+    def dense(self) -> torch.Tensor:
+        """The [N, height, width] stack as a tensor of ``dtype``."""
+        stack = self._filled(self.height, self.width)
         for j, ((y0, x0, h, w), crop) in enumerate(zip(self.boxes.tolist(), self.crops, strict=True)):
             if h and w:
                 stack[j, y0 : y0 + h, x0 : x0 + w] = crop
         return torch.from_numpy(stack)
+
+    def resized(self, height: int, width: int, mode: str) -> torch.Tensor:
+        """The stack at ``height`` x ``width``, as ``F.interpolate(self.dense()[None], (height, width), mode=mode)[0]``
+        gives it, built from the crops: ``mode`` "nearest-exact" gives the same values, "bilinear"
+        (align_corners=False) the same to float32 rounding.
+
+        Each output pixel mixes at most 2 x 2 source pixels with weights that sum to 1, so it is the fill plus
+        the weighted sum of (value - fill) over the crop: only the output rows and columns that read the crop
+        are computed.
+        """
+        if mode not in ("nearest-exact", "bilinear"):
+            raise ValueError(f"CropStack.resized: mode {mode!r}, expected 'nearest-exact' or 'bilinear'")
+        stack = self._filled(height, width)
+        if mode == "nearest-exact":
+            rows, cols = _nearest_sources(self.height, height), _nearest_sources(self.width, width)
+            for j, ((y0, x0, h, w), crop) in enumerate(zip(self.boxes.tolist(), self.crops, strict=True)):
+                r0, r1 = np.searchsorted(rows, [y0, y0 + h])  # sources rise with the output index
+                c0, c1 = np.searchsorted(cols, [x0, x0 + w])
+                if r1 > r0 and c1 > c0:
+                    stack[j, r0:r1, c0:c1] = crop[np.ix_(rows[r0:r1] - y0, cols[c0:c1] - x0)]
+            return torch.from_numpy(stack)
+        rows, cols = _linear_sources(self.height, height), _linear_sources(self.width, width)
+        for j, ((y0, x0, h, w), crop) in enumerate(zip(self.boxes.tolist(), self.crops, strict=True)):
+            if not (h and w):
+                continue
+            r0, r1, wy = _weights(rows, y0, h)
+            c0, c1, wx = _weights(cols, x0, w)
+            if r1 > r0 and c1 > c0:
+                fill = self.fills[j]
+                stack[j, r0:r1, c0:c1] = wy @ (crop.astype(np.float64) - fill) @ wx.T + fill
+        return torch.from_numpy(stack)
+
+
+def _nearest_sources(size: int, out: int) -> np.ndarray:
+    """int64 [out]: the source index of each output index in PyTorch's "nearest-exact" resize of ``size`` to
+    ``out`` (read from the op itself, so the rounding is PyTorch's)."""
+    ramp = torch.arange(size, dtype=torch.float32).view(1, 1, size, 1)
+    return F.interpolate(ramp, size=(out, 1), mode="nearest-exact").view(out).to(torch.int64).numpy()
+
+
+def _linear_sources(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(i0, i1, l0, l1), each [out]: the two source indices of each output index in a bilinear resize
+    (align_corners False) of ``size`` to ``out`` and their weights, by PyTorch's float32 rule (its source
+    coordinate ``scale * (i + 0.5) - 0.5`` is one fused multiply-add: rounded once)."""
+    scale = np.float32(np.float32(size) / np.float32(out))
+    src = np.maximum(np.float64(scale) * (np.arange(out) + 0.5) - 0.5, 0).astype(np.float32)
+    i0 = np.minimum(np.floor(src).astype(np.int64), size - 1)
+    l1 = np.clip(src - i0.astype(np.float32), 0, 1).astype(np.float32)
+    return i0, np.minimum(i0 + 1, size - 1), (np.float32(1) - l1).astype(np.float64), l1.astype(np.float64)
+
+
+def _weights(sources: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], start: int, length: int
+             ) -> tuple[int, int, np.ndarray]:
+    """(first, end, W): the output indices ``first:end`` whose two sources touch ``start : start + length``,
+    and float64 W [end - first, length], their interpolation weights over those source indices."""
+    i0, i1, l0, l1 = sources
+    first = int(np.searchsorted(i1, start))  # first output reading an index >= start
+    end = int(np.searchsorted(i0, start + length))  # first output reading only indices past the crop
+    wts = np.zeros((max(end - first, 0), length))
+    for index, weight in ((i0, l0), (i1, l1)):
+        at = index[first:end] - start
+        inside = (at >= 0) & (at < length)
+        np.add.at(wts, (np.flatnonzero(inside), at[inside]), weight[first:end][inside])
+    return first, end, wts
 
 
 def dense(maps: torch.Tensor | CropStack) -> torch.Tensor:

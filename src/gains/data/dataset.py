@@ -6,7 +6,8 @@ one matches the annotations and parameters, else computed on the fly with GAMM a
 (the cache folder name holds a hash of the annotations, parameters and package version, so a stale
 cache is never read). Without GAMM parameters the targets carry no ``ga_maps`` (a baseline trains
 without them; building all-ones stacks cost memory and time). Category ids map to contiguous
-labels 1..C in sorted id order (``category_to_label`` / ``label_to_category``).
+labels 1..C in sorted id order (``category_to_label`` / ``label_to_category``). With ``crops=True``
+masks and GA maps stay ``CropStack``s, which the model's transform makes dense at its input size.
 """
 
 from __future__ import annotations
@@ -58,16 +59,19 @@ class InstanceDataset(torch.utils.data.Dataset):
         transforms: a paired transform ``(image, target) -> (image, target)``.
         keep_empty: keep images without annotations (False filters them out).
         normalisation: how pixels become the [0, 1] input (the model's ``input_norm``).
+        crops: keep ``masks`` and ``ga_maps`` as ``CropStack``s (training: the model's transform makes them
+            dense at its input size); False gives dense tensors.
     """
 
     def __init__(self, annotations: str | Path, images: str | Path | None = None, gamm: GammParams | None = None,
                  ga_store: str | Path | None = None, cache_dir: str | Path | None = None, cache: bool = True,
                  transforms: Callable[..., tuple[torch.Tensor, dict[str, Any]]] | None = None,
-                 keep_empty: bool = True, normalisation: Normalisation = DEFAULT) -> None:
+                 keep_empty: bool = True, normalisation: Normalisation = DEFAULT, crops: bool = False) -> None:
         self.coco: CocoAnnotations = load_coco(annotations)
         self.images_dir = Path(images) if images is not None else self.coco.path.parent / "images"
         self.transforms = transforms
         self.normalisation = normalisation
+        self.crops = crops
         cats = sorted(self.coco.category_ids)
         self.category_to_label = {c: i + 1 for i, c in enumerate(cats)}
         self.label_to_category = {i + 1: c for i, c in enumerate(cats)}
@@ -160,7 +164,7 @@ class InstanceDataset(torch.utils.data.Dataset):
             raise InputError(f"{where}: {exc}") from exc
         if self.transforms is not None:  # flips and turns move crops, not [N, H, W] stacks
             tensor, target = self.transforms(tensor, target)
-        return tensor, {k: dense(v) for k, v in target.items()}
+        return tensor, target if self.crops else {k: dense(v) for k, v in target.items()}
 
 
 def collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:

@@ -79,7 +79,11 @@ def with_test_scale(cfg: Config, train_json: Path) -> Config:
     return replace(cfg, model=replace(cfg.model, test_scale=round(scale, 4), object_size=round(size, 2)))
 
 
-def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_dir: Path) -> InstanceDataset:
+def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_dir: Path,
+                        crops: bool = True) -> InstanceDataset:
+    """The training set of ``cfg``: its augmentations and, for GAInS, GA maps. ``crops``: masks and GA maps as
+    crops, which the model's transform makes dense at its input size (CPU training; ``gains.data.crops.dense``
+    where a dense stack is needed); False: dense stacks, built in the loader's workers (GPU training)."""
     d = cfg.data
     steps: list[Any] = []
     if d.hflip or d.vflip:
@@ -92,7 +96,7 @@ def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_
     return InstanceDataset(train_json, images, gamm=gamm,
                            ga_store=cfg.gamm.store if gamm is not None else None,
                            cache_dir=run_dir / "ga_cache", transforms=Compose(steps) if steps else None,
-                           keep_empty=d.keep_empty, normalisation=Normalisation.of_model(cfg.model))
+                           keep_empty=d.keep_empty, normalisation=Normalisation.of_model(cfg.model), crops=crops)
 
 
 def _peak_memory_mib(device: torch.device) -> float:
@@ -133,7 +137,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     cfg = with_test_scale(cfg, train_json)
     if dist.is_main():
         atomic_write(run_dir / "config.yaml", lambda fh: fh.write(dump_config(cfg).encode()))
-    train_set = build_train_dataset(cfg, train_json, images, run_dir)
+    train_set = build_train_dataset(cfg, train_json, images, run_dir, crops=device.type == "cpu")
     num_classes = cfg.model.num_classes or len(train_set.category_to_label)
     categories = [{"label": label, "id": cat, "name": train_set.category_names.get(cat, str(cat))}
                   for label, cat in sorted(train_set.label_to_category.items())]

@@ -3,16 +3,29 @@
 torchvision's transform resizes only boxes and masks (nearest, top-left sampling) and pastes only
 masks: GA maps would silently misalign. Here the image, masks and GA maps share one output size and
 one sampling grid (bilinear / nearest-exact at pixel centres, align_corners=False); boxes are
-scaled by the same ratios. At inference, predicted GA maps are pasted into the original image like
-masks (value 1 = no anomaly outside the box).
+scaled by the same ratios. Masks and GA maps may come as a ``MapStack`` (crops) instead of a tensor; they
+are then built at the output size directly. At inference, predicted GA maps are pasted into the original
+image like masks (value 1 = no anomaly outside the box).
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
+
+
+class MapStack(Protocol):
+    """Per-instance maps of an image kept compact until the transform needs them (``gains.data.crops.CropStack``):
+    ``dense()`` -> [N, H, W]; ``resized(oh, ow, mode)`` -> [N, oh, ow] with the pixels of
+    ``F.interpolate(dense()[None], (oh, ow), mode=mode)[0]`` (``mode`` "nearest-exact" or "bilinear")."""
+
+    def dense(self) -> torch.Tensor: ...
+
+    def resized(self, height: int, width: int, mode: str) -> torch.Tensor: ...
 
 
 class GainsTransform(GeneralizedRCNNTransform):
@@ -44,6 +57,10 @@ class GainsTransform(GeneralizedRCNNTransform):
         if target is None:
             return image, target
         target = dict(target)
+        for key, mode in (("masks", "nearest-exact"), ("ga_maps", "bilinear")):
+            if key in target and not isinstance(target[key], torch.Tensor):  # a MapStack: dense at the new size
+                stack: MapStack = target[key]
+                target[key] = stack.resized(oh, ow, mode) if (oh, ow) != (h, w) else stack.dense()
         if (oh, ow) != (h, w):
             target["boxes"] = resize_boxes(target["boxes"], [h, w], [oh, ow])
             if "masks" in target and target["masks"].shape[0]:
