@@ -132,7 +132,8 @@ def loader(d: dict[str, Any]) -> list[str]:
         [f"`{d['current']}`" if "current" in d else "this checkout", f"{d['current_s_per_item']:.3f}"],
         [f"baseline `{d['baseline']}`", f"{d['baseline_s_per_item']:.3f}"]])
     return [*lines, "", f"Ratio {d['ratio']:.2f} ({d['items']} items of the {d['preset']} training split, median of "
-            f"{d['rounds']} rounds; {'identical' if d['same_targets'] else 'DIFFERENT'} targets)."]
+            f"{d['rounds']} rounds; {'identical' if d['same_targets'] else 'DIFFERENT'} targets"
+            + (f", GA-map sums to a relative {d['ga_sum_rtol']:g}" if "ga_sum_rtol" in d else "") + ")."]
 
 
 def train_cli(d: dict[str, Any]) -> list[str]:
@@ -193,7 +194,8 @@ def mosaic(d: dict[str, Any]) -> list[str]:
 
 RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "bench_gamm": gamm, "bench_train": train, "bench_score": score, "bench_predict": predict,
-    "bench_loader": loader, "bench_loader/cropstack": loader,
+    "bench_loader": loader, "bench_loader/cropstack": loader, "bench_loader/resize-from-crops": loader,
+    "bench_train_cli/resize-from-crops/dsb2018-cluster": train_cli,
     "bench_train_cli/synthetic-overlap": train_cli, "profile_step/synthetic-overlap": profile,
     "bench_train_cli/box64/isbi2014": train_cli, "profile_step/box64/isbi2014": profile,
     "bench_train_options": train_options, "bench_mosaic": mosaic,
