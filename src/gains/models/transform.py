@@ -57,22 +57,21 @@ class GainsTransform(GeneralizedRCNNTransform):
         if target is None:
             return image, target
         target = dict(target)
-        for key, mode in (("masks", "nearest-exact"), ("ga_maps", "bilinear")):
-            if key in target and not isinstance(target[key], torch.Tensor):  # a MapStack: dense at the new size
-                stack: MapStack = target[key]
-                target[key] = stack.resized(oh, ow, mode) if (oh, ow) != (h, w) else stack.dense()
         if (oh, ow) != (h, w):
             target["boxes"] = resize_boxes(target["boxes"], [h, w], [oh, ow])
-            if "masks" in target and target["masks"].shape[0]:
-                target["masks"] = F.interpolate(target["masks"].to(torch.uint8)[None], size=(oh, ow),
-                                                mode="nearest-exact")[0]  # uint8 in and out: no float copy
-            elif "masks" in target:
-                target["masks"] = target["masks"].new_zeros((0, oh, ow))
-            if "ga_maps" in target and target["ga_maps"].shape[0]:
-                target["ga_maps"] = F.interpolate(target["ga_maps"][None].float(), size=(oh, ow), mode="bilinear",
-                                                  align_corners=False)[0]
-            elif "ga_maps" in target:
-                target["ga_maps"] = target["ga_maps"].new_zeros((0, oh, ow))
+        for key, mode in (("masks", "nearest-exact"), ("ga_maps", "bilinear")):
+            if key not in target:
+                continue
+            maps = target[key]
+            if not isinstance(maps, torch.Tensor):  # a MapStack: built dense at the output size
+                stack: MapStack = maps
+                target[key] = stack.resized(oh, ow, mode) if (oh, ow) != (h, w) else stack.dense()
+            elif (oh, ow) != (h, w) and not maps.shape[0]:
+                target[key] = maps.new_zeros((0, oh, ow))
+            elif (oh, ow) != (h, w) and key == "masks":  # uint8 in and out: no float copy
+                target[key] = F.interpolate(maps.to(torch.uint8)[None], size=(oh, ow), mode=mode)[0]
+            elif (oh, ow) != (h, w):
+                target[key] = F.interpolate(maps[None].float(), size=(oh, ow), mode=mode, align_corners=False)[0]
         return image, target
 
     def postprocess(self, result: list[dict[str, torch.Tensor]], image_shapes: list[tuple[int, int]],
