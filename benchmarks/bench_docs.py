@@ -196,6 +196,7 @@ RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "bench_gamm": gamm, "bench_train": train, "bench_score": score, "bench_predict": predict,
     "bench_loader": loader, "bench_loader/cropstack": loader, "bench_loader/resize-from-crops": loader,
     "bench_train_cli/resize-from-crops/dsb2018-cluster": train_cli,
+    "bench_train_cli/resize-from-crops/dsb2018-cluster-repeat": train_cli,
     "bench_train_cli/synthetic-overlap": train_cli, "profile_step/synthetic-overlap": profile,
     "bench_train_cli/box64/isbi2014": train_cli, "profile_step/box64/isbi2014": profile,
     "bench_train_options": train_options, "bench_mosaic": mosaic,
