@@ -193,18 +193,16 @@ def mean_ga_weight(cfg: Config, folder: Path) -> float:
     positive RoI overlaps such a box at IoU > 0.5), averaged over all instances. The GA maps are computed into
     ``folder``, which is removed afterwards. The reference's mask loss weighs BCE by these maps and by 0.75, the
     baseline's by 1, so a GAInS model trains its masks with 0.75 x this mean of the baseline's weight."""
-    from gains.data.crops import dense
     from gains.engine.train import build_train_dataset, resolve_data
 
     cfg = run_config(cfg, "gains", 0, ["data.hflip=0", "data.vflip=0", "data.rot90=0", "data.jitter=false"])
     try:
         train_json, _, images = resolve_data(cfg, folder)
-        data = build_train_dataset(cfg, train_json, images, folder)
+        data = build_train_dataset(cfg, train_json, images, folder, crops=False)
         means = []
         for k in range(len(data)):
             _, target = data[k]
-            maps = dense(target["ga_maps"])
-            for (x0, y0, x1, y1), ga in zip(target["boxes"].round().int().tolist(), maps, strict=True):
+            for (x0, y0, x1, y1), ga in zip(target["boxes"].round().int().tolist(), target["ga_maps"], strict=True):
                 means.append(float(ga[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)].mean()))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
