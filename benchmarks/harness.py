@@ -304,17 +304,19 @@ def paired(images_a: list[dict], images_b: list[dict]) -> dict[str, dict[str, An
     return out
 
 
-def paired_rows(stats: dict[str, dict[str, Any]]) -> list[str]:
-    """Markdown rows: metric | mean | 95% CI | wins/losses | sign p."""
+def paired_rows(stats: dict[str, dict[str, Any] | None]) -> list[str]:
+    """Markdown rows: metric | mean | 95% CI | wins/losses | sign p (metrics whose stats are empty or None left out)."""
     return [f"| {k} | {s['mean']:+.4f} | [{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] | {s['wins']}/{s['losses']} | "
             f"{s['sign_p']:.3g} |" for k, s in stats.items() if s]
 
 
-def settings_paired_rows(diffs: dict[str, dict[str, dict[str, Any]]], reference: str = "preset") -> list[str]:
-    """A markdown table of each setting's per-image paired difference of aji_gains and aji against
+def settings_paired_rows(diffs: dict[str, dict[str, dict[str, Any]]], reference: str = "preset",
+                         metrics: tuple[str, ...] = ("aji_gains", "aji", "contact_iou", "contact_recall50")
+                         ) -> list[str]:
+    """A markdown table of each setting's per-image paired difference of ``metrics`` (those present) against
     ``reference`` (``diffs``: {setting: ``paired`` output}), preceded by a blank line."""
     lines = ["", f"| setting: per-image paired difference against {reference} | mean | 95% CI | wins/losses | sign p |",
              "|---|---|---|---|---|"]
     for s, d in diffs.items():
-        lines += [f"| {s}: " + row[2:] for row in paired_rows({k: d[k] for k in ("aji_gains", "aji")})]
+        lines += [f"| {s}: " + row[2:] for row in paired_rows({k: d.get(k) for k in metrics})]
     return lines

@@ -220,9 +220,11 @@ def test_reached_iterations_reads_the_train_summary(tmp_path) -> None:
 
 def test_settings_paired_rows_name_each_setting_and_metric() -> None:
     stat = {"mean": -0.02, "ci_low": -0.04, "ci_high": -0.003, "wins": 3, "losses": 12, "sign_p": 0.0352}
-    lines = harness.settings_paired_rows({"anchors /4": {"aji_gains": stat, "aji": {}, "pq": stat}})
+    lines = harness.settings_paired_rows({"anchors /4": {"aji_gains": stat, "aji": {}, "pq": stat,
+                                                         "contact_iou": stat | {"mean": 0.01}}})
     assert lines[0] == "" and "against preset" in lines[1]
-    assert lines[3:] == ["| anchors /4: aji_gains | -0.0200 | [-0.0400, -0.0030] | 3/12 | 0.0352 |"]
+    assert lines[3:] == ["| anchors /4: aji_gains | -0.0200 | [-0.0400, -0.0030] | 3/12 | 0.0352 |",
+                         "| anchors /4: contact_iou | +0.0100 | [-0.0400, -0.0030] | 3/12 | 0.0352 |"]
 
 
 def _fake_run(run, segm_ap: float, aji: dict[str, float], step_s: float) -> None:
