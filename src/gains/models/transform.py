@@ -52,25 +52,28 @@ class GainsTransform(GeneralizedRCNNTransform):
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
         h, w = image.shape[-2:]
         oh, ow = self.output_size(h, w)
-        if (oh, ow) != (h, w):
+        resized = (oh, ow) != (h, w)
+        if resized:
             image = F.interpolate(image[None], size=(oh, ow), mode="bilinear", align_corners=False)[0]
         if target is None:
             return image, target
         target = dict(target)
-        if (oh, ow) != (h, w):
+        if resized:
             target["boxes"] = resize_boxes(target["boxes"], [h, w], [oh, ow])
         for key, mode in (("masks", "nearest-exact"), ("ga_maps", "bilinear")):
-            if key not in target:
+            maps = target.get(key)
+            if maps is None:
                 continue
-            maps = target[key]
             if not isinstance(maps, torch.Tensor):  # a MapStack: built dense at the output size
                 stack: MapStack = maps
-                target[key] = stack.resized(oh, ow, mode) if (oh, ow) != (h, w) else stack.dense()
-            elif (oh, ow) != (h, w) and not maps.shape[0]:
+                target[key] = stack.resized(oh, ow, mode) if resized else stack.dense()
+            elif not resized:
+                continue
+            elif not maps.shape[0]:
                 target[key] = maps.new_zeros((0, oh, ow))
-            elif (oh, ow) != (h, w) and key == "masks":  # uint8 in and out: no float copy
+            elif key == "masks":  # uint8 in and out: no float copy
                 target[key] = F.interpolate(maps.to(torch.uint8)[None], size=(oh, ow), mode=mode)[0]
-            elif (oh, ow) != (h, w):
+            else:
                 target[key] = F.interpolate(maps[None].float(), size=(oh, ow), mode=mode, align_corners=False)[0]
         return image, target
 
