@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from harness import (
     SUMMARY,
+    amp_used,
     choose_iterations,
     evaluate_run,
     job_arguments,
@@ -131,7 +132,7 @@ def main() -> None:
     wall = time.perf_counter() - t_start
     result = {"preset": args.preset, "config": name, "overrides": args.overrides, "seeds": args.seeds,
               "init": args.init, "iters": reached, "equal_time": args.equal_time,
-              "max_minutes": timed.train.max_minutes, "amp": base.train.amp, "budget_minutes": args.budget_minutes,
+              "max_minutes": timed.train.max_minutes, "amp": amp_used(base), "budget_minutes": args.budget_minutes,
               "matched": matched, "probe_s_per_iter": probe, "train_s": train_s, "wall_s": wall, "summary": table,
               "per_category": categories, "per_seed": runs, "paired_per_image": diffs, "paired_more": pairs}
     out.mkdir(parents=True, exist_ok=True)
@@ -157,7 +158,7 @@ def report(args, name: str, base, timed, result: dict, wall: float) -> list[str]
     label = (f"equal training time {timed.train.max_minutes:.1f} min: "
              + ", ".join(f"{a} {its[a]}" for a in arms) + " iterations (mean over seeds)"
              if args.equal_time else f"{its['gains']} iterations")
-    lines = [f"### {args.preset} ({name}, {label}, amp {base.train.amp}, "
+    lines = [f"### {args.preset} ({name}, {label}, amp {result.get('amp', base.train.amp)}, "
              f"seeds {args.seeds}{', ' + ' '.join(args.overrides) if args.overrides else ''})", "",
              ("" if args.report_only else f"Whole job {wall / 60:.1f} min; ") + "training "
              + ", ".join(f"{mean_train[a]:.0f} s per {a} run" for a in arms)

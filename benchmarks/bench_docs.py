@@ -25,6 +25,8 @@ from typing import Any
 from gains.atomic import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
+# how a resolved train.amp reads in a table
+AMP_NAMES = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -140,15 +142,20 @@ def train_cli(d: dict[str, Any]) -> list[str]:
     """bench_train_cli: median step time of each arm through ``gains train`` (and with the data wait, in results
     that have it), and the ratios."""
     waits = all("median_iteration_s" in a for a in d["arms"].values())
+    amps = any("amp" in a for a in d["arms"].values())
     rows = [[n, ", ".join(f"`{s}`" for s in a["sets"]) + (f" (code of `{a['tree']}`)" if "tree" in a else ""),
+             *([AMP_NAMES.get(a.get("amp"), a.get("amp") or "not recorded")] if amps else []),
              f"{a['median_step_s']:.3f}", f"{a['images_per_s']:.2f}",
              *([f"{a['median_iteration_s']:.3f}", f"{a['images_per_s_with_data']:.2f}"] if waits else []),
              str(a["steps"])] for n, a in d["arms"].items()]
-    lines = _table(["arm", "settings (over the preset)", "median step s", "images/s",
-                    *(["with data wait s", "images/s with it"] if waits else []), "steps"], rows)
+    lines = _table(["arm", "settings (over the preset)", *(["precision"] if amps else []), "median step s",
+                    "images/s", *(["with data wait s", "images/s with it"] if waits else []), "steps"], rows)
     ratios = [f"{k} {v:.2f}x" for k, v in d.items() if "/" in k or k.endswith("speed-up")]
+    cpu = d.get("cpu")
+    machine = (f" {cpu['model']}, {cpu['cores']} cores, torch capability {cpu['capability']}, "
+               f"{'native' if cpu['native_bf16'] else 'no native'} bf16." if cpu else "")
     return [*lines, "", f"{d['preset']}: {d['iters']} iterations per run from scratch, {d['rounds']} rounds "
-            f"alternated, first {d['skip']} iterations of each run left out. " + "; ".join(ratios) + "."]
+            f"alternated, first {d['skip']} iterations of each run left out. " + "; ".join(ratios) + "." + machine]
 
 
 def profile(d: dict[str, Any]) -> list[str]:

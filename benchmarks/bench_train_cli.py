@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 
 from gains.config import load_config
+from gains.sysinfo import cpu_facts
 
 DEFAULT_ARMS = ("gains:model.variant=gains", "gains-cap8:model.variant=gains,model.ga_rois_per_image=8",
                 "maskrcnn:model.variant=maskrcnn")
@@ -54,9 +55,10 @@ def code_of(config: str, tree: Path | None) -> tuple[str, dict[str, str]]:
 
 
 def run_arm(preset: str, data_sets: list[str], sets: list[str], iters: int, run: Path,
-            tree: Path | None = None) -> tuple[list[float], list[float], float]:
-    """(step times, iteration times with the data wait, wall seconds of the whole command) of one ``gains
-    train`` run, with the code of ``tree`` (a checkout) instead of this one's when given."""
+            tree: Path | None = None) -> tuple[list[float], list[float], float, str | None]:
+    """(step times, iteration times with the data wait, wall seconds of the whole command, the autocast mode
+    it used or None where its code does not record it) of one ``gains train`` run, with the code of ``tree``
+    (a checkout) instead of this one's when given."""
     config, env = code_of(harness.PRESETS[preset] + "_cpu", tree)
     cmd = [sys.executable, "-m", "gains", "train", "--config", config, "--out", str(run),
            "--quiet", "--set", f"train.max_iters={iters}", "--set", "train.eval_period=0",
@@ -66,7 +68,9 @@ def run_arm(preset: str, data_sets: list[str], sets: list[str], iters: int, run:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env)
     wall = time.perf_counter() - t0
-    return harness.step_times(run), harness.iteration_times(run), wall
+    summary = run / "train_summary.json"
+    amp = json.loads(summary.read_text()).get("amp") if summary.is_file() else None
+    return harness.step_times(run), harness.iteration_times(run), wall, amp
 
 
 def git_commit(tree: Path) -> str:
@@ -105,11 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[float]] = {n: [] for n in arms}
     iterations: dict[str, list[float]] = {n: [] for n in arms}
     walls: dict[str, list[float]] = {n: [] for n in arms}
+    amps: dict[str, str | None] = {}
     with tempfile.TemporaryDirectory(prefix="gains_bench_train_") as tmp:
         for r in range(args.rounds):
             for name, sets in arms.items():
-                steps, whole, wall = run_arm(args.preset, data_sets, sets, args.iters, Path(tmp) / f"{name}-{r}",
-                                             trees.get(name))
+                steps, whole, wall, amps[name] = run_arm(args.preset, data_sets, sets, args.iters,
+                                                         Path(tmp) / f"{name}-{r}", trees.get(name))
                 times[name] += steps[args.skip:]
                 iterations[name] += whole[args.skip:]
                 walls[name].append(wall)
@@ -118,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     median = {n: statistics.median(t) for n, t in times.items()}
     with_data = {n: statistics.median(t) for n, t in iterations.items()}
     result = {"preset": args.preset, "iters": args.iters, "skip": args.skip, "rounds": args.rounds,
+              "cpu": cpu_facts(),
               "arms": {n: {"sets": arms[n], **({"tree": git_commit(trees[n])} if n in trees else {}),
+                           **({"amp": amps[n]} if amps[n] else {}),
                            "median_step_s": round(median[n], 4), "steps": len(times[n]),
                            "images_per_s": round(batch / median[n], 3),
                            "median_iteration_s": round(with_data[n], 4),

@@ -96,6 +96,14 @@ def preset_config(preset: str, gpu: bool, device: str, overrides: list[str], dat
     return name, load_config(name, extra)
 
 
+def amp_used(cfg: Config) -> str:
+    """The autocast mode ``cfg``'s runs use on this machine (``train.amp`` with "auto" resolved)."""
+    from gains.engine.distributed import resolve_device
+    from gains.engine.step import resolve_amp
+
+    return resolve_amp(cfg.train.amp, resolve_device(cfg.train.device))
+
+
 def with_iterations(base: Config, iters: int) -> Config:
     """``base`` trained for ``iters`` iterations: LR steps scaled, warm-up capped, one eval and save at the end."""
     scale = iters / base.train.max_iters

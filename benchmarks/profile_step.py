@@ -156,7 +156,7 @@ def profile_arm(preset: str, weights: str, overrides: list[str], warmup: int, st
 
     from gains.data.dataset import collate
     from gains.engine.schedule import build_optimizer
-    from gains.engine.step import autocast, train_step
+    from gains.engine.step import autocast, resolve_amp, train_step
     from gains.engine.train import build_train_dataset, resolve_data, with_test_scale
     from gains.models.build import build_model
     from gains.models.weights import load_weights
@@ -175,6 +175,7 @@ def profile_arm(preset: str, weights: str, overrides: list[str], warmup: int, st
         model.train()
         opt = build_optimizer(model, 1e-4, cfg.train.momentum, cfg.train.weight_decay, cfg.train.weight_decay_norm)
         device, bs = torch.device("cpu"), cfg.train.batch_size
+        amp = resolve_amp(cfg.train.amp, device)
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0)).tolist()
         rows, plain = [], []
         for s in range(warmup + steps):
@@ -183,10 +184,10 @@ def profile_arm(preset: str, weights: str, overrides: list[str], warmup: int, st
             with timers.part("data"):
                 imgs, targets = collate([data[i] for i in idx])
             torch.manual_seed(s)
-            profiled_step(model, opt, imgs, targets, autocast(cfg.train.amp, device), timers, cfg.train.clip_grad_norm)
+            profiled_step(model, opt, imgs, targets, autocast(amp, device), timers, cfg.train.clip_grad_norm)
             torch.manual_seed(s)
             t0 = time.perf_counter()
-            train_step(model, opt, imgs, targets, cfg.train.amp, cfg.train.clip_grad_norm)
+            train_step(model, opt, imgs, targets, amp, cfg.train.clip_grad_norm)
             if s >= warmup:
                 rows.append(dict(timers.now))
                 plain.append(time.perf_counter() - t0)

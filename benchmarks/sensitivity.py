@@ -29,6 +29,7 @@ import time
 
 from harness import (
     SUMMARY,
+    amp_used,
     choose_iterations,
     evaluate_run,
     job_arguments,
@@ -107,7 +108,7 @@ def main() -> None:
     diffs = {s: paired(images[s], images["preset"]) for s in settings if s != "preset"}
     wall = time.perf_counter() - t_start
     result = {"preset": args.preset, "config": name, "overrides": args.overrides, "seeds": args.seeds,
-              "gamm_preset": ref.to_dict(), "grid": grid, "iters": base.train.max_iters, "amp": base.train.amp,
+              "gamm_preset": ref.to_dict(), "grid": grid, "iters": base.train.max_iters, "amp": amp_used(base),
               "budget_minutes": args.budget_minutes, "probe_s_per_iter": probe, "wall_s": wall, "summary": table,
               "per_seed": runs, "paired_vs_preset": diffs}
     out.mkdir(parents=True, exist_ok=True)

@@ -286,7 +286,7 @@ def test_ablation_report_has_a_column_per_model_and_the_matched_arm_pairs() -> N
               "per_category": {m: {"cell": dict.fromkeys(harness.SUMMARY, stat)} for m in models},
               "train_s": {m: [100.0, 120.0] for m in models}, "iters": {m: [304, 304] for m in models},
               "matched": {"mean_ga_weight": 1.04, "mask_loss_weight": 0.9615, "reference_mean_weight": 0.78},
-              "paired_per_image": diff, "paired_more": {f"{ablation.MATCHED} - maskrcnn": diff}}
+              "paired_per_image": diff, "paired_more": {f"{ablation.MATCHED} - maskrcnn": diff}, "amp": "bf16"}
     args = argparse.Namespace(preset="isbi2014", equal_time=False, seeds=[0, 1], overrides=[], report_only=True)
     base = load_config("isbi2014_cpu")
     lines = ablation.report(args, "isbi2014_cpu", base, base, result, 0.0)

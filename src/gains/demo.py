@@ -47,7 +47,7 @@ def demo_config(minutes: float, size: int, n_train: int, n_val: int, workers: in
                   "ga_rois_per_image": 16, **start},
         "train": {"device": "cpu", "max_iters": iters, "max_minutes": minutes, "batch_size": 2, "lr": 0.02,
                   "warmup_iters": max(1, iters // 20), "steps": [int(iters * 0.8), int(iters * 0.93)],
-                  "clip_grad_norm": 10.0, "amp": "bf16", "checkpoint_period": 0, "eval_period": 40,
+                  "clip_grad_norm": 10.0, "amp": "auto", "checkpoint_period": 0, "eval_period": 40,
                   "log_period": 20},
     }
 
@@ -82,8 +82,9 @@ def run_demo(out: str | Path, minutes: float = 3.5, size: int = 256, n_train: in
     raw["gamm"]["store"] = str(store)
     t = time.perf_counter()
     summary = fit(config_from_dict(raw), run, resume=False, progress=progress)
-    log.info("3/6 trained %d iterations in %.0f s (budget %.1f min; %.0f s so far)", summary["iterations"],
-             time.perf_counter() - t, minutes, time.perf_counter() - t0)
+    log.info("3/6 trained %d iterations in %.0f s (%s; budget %.1f min; %.0f s so far)", summary["iterations"],
+             time.perf_counter() - t, "fp32" if summary["amp"] == "none" else summary["amp"], minutes,
+             time.perf_counter() - t0)
     t = time.perf_counter()
     metrics = evaluate_checkpoint(run, data / "val", "all", run / "eval", device="cpu")
     log.info("4/6 held-out segm/AP %.3f, aji_gains %.3f (%.0f s)", metrics["segm/AP"], metrics["aji_gains"],

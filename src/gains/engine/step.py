@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from typing import Any
 
 import torch
+
+from gains.errors import InputError
+from gains.sysinfo import native_bf16_cpu
+
+log = logging.getLogger("gains.train")
+
+# ``train.amp`` values; "auto" resolves per device (``resolve_amp``)
+AMP_MODES = ("auto", "none", "bf16", "fp16")
 
 
 class NonFiniteLossError(RuntimeError):
     """A training loss became NaN or infinite (the message names the iteration, terms and image ids)."""
 
 
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """The autocast mode a run uses on ``device``: ``amp`` itself, or for "auto" bf16 on a CPU with native bf16
+    (else "none", fp32) and on a CUDA GPU that supports it (else "fp16"); "none" elsewhere.
+
+    Raises:
+        InputError: ``amp`` is not one of ``AMP_MODES``, or is fp16 on a device other than CUDA.
+    """
+    if amp not in AMP_MODES:
+        raise InputError(f"train.amp: {amp!r} is not one of {', '.join(AMP_MODES)}")
+    if amp == "fp16" and device.type != "cuda":
+        raise InputError("train.amp=fp16 needs CUDA; use bf16 or auto on the CPU")
+    if amp == "bf16" and device.type == "cpu" and not native_bf16_cpu():
+        log.warning("train.amp=bf16 on a CPU without native bf16 (no AVX512-BF16 or AMX): steps run several "
+                    "times slower than in fp32 here; train.amp=auto picks fp32 on this CPU")
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if device.type == "cpu" and native_bf16_cpu() else "none"
+
+
 def autocast(amp: str, device: torch.device):
-    """The autocast context of ``train.amp`` ("none", "bf16", "fp16"; fp16 only on CUDA)."""
+    """The autocast context of a resolved ``train.amp`` ("none", "bf16", "fp16"; fp16 only on CUDA)."""
     if amp == "none":
         return nullcontext()
     if amp == "fp16" and device.type != "cuda":

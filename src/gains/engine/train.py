@@ -28,7 +28,7 @@ from gains.engine import distributed as dist
 from gains.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gains.engine.sampling import IterationBatchSampler, SeededItems
 from gains.engine.schedule import TimeBudget, build_optimizer, build_scheduler
-from gains.engine.step import NonFiniteLossError, train_step
+from gains.engine.step import NonFiniteLossError, resolve_amp, train_step
 from gains.errors import InputError
 from gains.evaluation.evaluator import evaluate
 from gains.gamm import GammParams
@@ -120,7 +120,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     With ``train.max_minutes`` the run stops when its training time reaches the budget (or at
     ``max_iters``, whichever comes first) and its LR schedule runs on the elapsed fraction (``TimeBudget``;
     ``clock`` replaces its ``time.monotonic``). ``RUN_DIR/train_summary.json`` records the iterations
-    reached, the reason it stopped and the training seconds.
+    reached, the reason it stopped, the training seconds and the autocast mode used (``train.amp`` resolved).
     """
     from tqdm import tqdm
 
@@ -128,6 +128,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     if cfg.model.variant == "gains":
         gamm_params(cfg)  # a bad GAMM setting fails here (ValueError), before anything is written
     device = dist.resolve_device(cfg.train.device)
+    amp = resolve_amp(cfg.train.amp, device)  # a bad value fails here, before anything is written
     distributed = dist.init_distributed(device)
     rank, world = dist.rank(), dist.world_size()
     torch.manual_seed(cfg.train.seed)
@@ -148,7 +149,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
                                 cfg.train.weight_decay_norm)
     scheduler = build_scheduler(optimizer, cfg.train.warmup_iters, cfg.train.warmup_factor, cfg.train.steps,
                                 cfg.train.gamma)
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and device.type == "cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
     start, best, elapsed = 0, -1.0, 0.0
     last_path = run_dir / "last.pt"
     if resume and last_path.exists():
@@ -202,7 +203,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
         t0 = time.perf_counter()
         imgs = [i.to(device) for i in imgs]
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        loss, losses = train_step(net, optimizer, imgs, targets, cfg.train.amp, cfg.train.clip_grad_norm, scaler, it)
+        loss, losses = train_step(net, optimizer, imgs, targets, amp, cfg.train.clip_grad_norm, scaler, it)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         dt = time.perf_counter() - t0
@@ -256,8 +257,9 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     summary["iterations"] = max(it + 1, start)
     summary["stop_reason"] = stop_reason
     summary["elapsed_s"] = budget.elapsed if budget is not None else None
+    summary["amp"] = amp
     if dist.is_main():
-        stopped = {k: summary[k] for k in ("iterations", "stop_reason", "elapsed_s")}
+        stopped = {k: summary[k] for k in ("iterations", "stop_reason", "elapsed_s", "amp")}
         stopped["max_minutes"], stopped["max_iters"] = cfg.train.max_minutes, cfg.train.max_iters
         atomic_write(run_dir / "train_summary.json", lambda fh: fh.write(json.dumps(stopped, indent=1).encode()))
     if distributed:
