@@ -214,7 +214,9 @@ RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "bench_train_cli/before-after/synthetic-overlap": train_cli, "bench_train_cli/before-after/isbi2014": train_cli,
     "bench_train_cli/amp-amd/isbi2014": train_cli, "profile_step/width-amd/isbi2014": profile,
     "bench_train_cli/workers-amd/dsb2018-cluster": train_cli,
-    "bench_train_cli/a64-sgd/isbi2014": train_cli, "bench_train_cli/a64-sgd/synthetic-overlap": train_cli}
+    "bench_train_cli/a64-sgd/isbi2014": train_cli, "bench_train_cli/a64-sgd/synthetic-overlap": train_cli,
+    "bench_train_cli/amp-avx2/isbi2014": train_cli, "bench_train_cli/auto-avx2/isbi2014": train_cli,
+    "bench_train_cli/auto-avx2/synthetic-overlap": train_cli}
 
 
 def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:

@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness
+import yaml
 
 from gains.config import load_config
 from gains.sysinfo import cpu_facts
@@ -57,8 +58,8 @@ def code_of(config: str, tree: Path | None) -> tuple[str, dict[str, str]]:
 def run_arm(preset: str, data_sets: list[str], sets: list[str], iters: int, run: Path,
             tree: Path | None = None) -> tuple[list[float], list[float], float, str | None]:
     """(step times, iteration times with the data wait, wall seconds of the whole command, the autocast mode
-    it used or None where its code does not record it) of one ``gains train`` run, with the code of ``tree``
-    (a checkout) instead of this one's when given."""
+    it used: ``amp_of``) of one ``gains train`` run, with the code of ``tree`` (a checkout) instead of this
+    one's when given."""
     config, env = code_of(harness.PRESETS[preset] + "_cpu", tree)
     cmd = [sys.executable, "-m", "gains", "train", "--config", config, "--out", str(run),
            "--quiet", "--set", f"train.max_iters={iters}", "--set", "train.eval_period=0",
@@ -68,9 +69,17 @@ def run_arm(preset: str, data_sets: list[str], sets: list[str], iters: int, run:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env)
     wall = time.perf_counter() - t0
+    return harness.step_times(run), harness.iteration_times(run), wall, amp_of(run)
+
+
+def amp_of(run: Path) -> str | None:
+    """The autocast mode a finished run used: ``train_summary.json``'s, or for code from before it recorded
+    one, its config's ``train.amp`` (a mode itself before "auto" existed); None where neither tells."""
     summary = run / "train_summary.json"
     amp = json.loads(summary.read_text()).get("amp") if summary.is_file() else None
-    return harness.step_times(run), harness.iteration_times(run), wall, amp
+    if amp is None and (run / "config.yaml").is_file():
+        amp = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("train", {}).get("amp")
+    return None if amp == "auto" else amp
 
 
 def git_commit(tree: Path) -> str:

@@ -116,6 +116,13 @@ def test_train_cli_and_profile_tables() -> None:
     lines = bench_docs.train_cli(d)
     assert lines[0].endswith("| with data wait s | images/s with it | steps |")
     assert lines[3] == "| maskrcnn | `model.variant=maskrcnn` | 1.000 | 2.00 | 1.200 | 1.67 | 70 |"
+    d["arms"]["gains"]["amp"] = "none"  # a precision column once an arm records it; the CPU in the footnote
+    d["cpu"] = {"model": "AMD EPYC", "cores": 2, "capability": "AVX2", "native_bf16": False}
+    lines = bench_docs.train_cli(d)
+    assert lines[0].startswith("| arm | settings (over the preset) | precision | median step s |")
+    assert lines[2].startswith("| gains | `model.variant=gains` | fp32 | 1.100 |")
+    assert lines[3].startswith("| maskrcnn | `model.variant=maskrcnn` | not recorded | 1.000 |")
+    assert lines[-1].endswith("gains/maskrcnn 1.10x. AMD EPYC, 2 cores, torch capability AVX2, no native bf16.")
     arm = {"median_s": {"data": 0.1, "anomaly bwd": 0.5}, "parts_step_s": 2.0, "plain_step_s": 2.1}
     prof = bench_docs.profile({"preset": "isbi2014", "weights": "none", "steps": 8, "threads": 2, "torch": "2.x",
                                "arms": {"gains": arm}})

@@ -309,6 +309,14 @@ def test_bench_train_cli_runs_an_arm_with_another_checkouts_code(tmp_path, monke
     assert config == str(old / "configs" / "isbi2014_cpu.yaml")
     assert env["PYTHONPATH"].split(":") == [str(old / "src"), "/elsewhere"]
     assert cli.code_of("isbi2014_cpu", None)[1]["PYTHONPATH"] == "/elsewhere"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("train: {amp: bf16}\n")
+    assert cli.amp_of(run) == "bf16"  # code from before train_summary.json recorded it: its config's mode
+    (run / "config.yaml").write_text("train: {amp: auto}\n")
+    assert cli.amp_of(run) is None  # "auto" is no mode
+    (run / "train_summary.json").write_text('{"amp": "none"}')
+    assert cli.amp_of(run) == "none"
     for bad in (f"nosuch={old}", f"gains={tmp_path / 'missing'}"):
         with pytest.raises(SystemExit) as exc:
             cli.main(["--preset", "synthetic-overlap", "--arm", "gains:model.variant=gains", "--tree", bad])

@@ -51,12 +51,14 @@ def test_forward_parity_cpu_vs_cuda(exact_cuda) -> None:
         assert (cpu[k] - cuda[k]).abs().max() / scale < 1e-4, k
 
 
-@pytest.mark.parametrize("amp", ["fp16", "bf16", "none"])
+@pytest.mark.parametrize("amp", ["fp16", "bf16", "none", "auto"])
 def test_training_steps_on_cuda(tmp_path: Path, amp: str) -> None:
-    """Three GAInS steps on CUDA (with autocast where asked) give finite losses, a GA loss and a checkpoint."""
+    """Three GAInS steps on CUDA (with autocast where asked; auto: bf16 where the GPU supports it) give finite
+    losses, a GA loss and a checkpoint."""
     cfg = load_config(None, [*TINY, "train.device=cuda", f"train.amp={amp}", "train.max_iters=3",
                              "train.eval_period=3"])
-    fit(cfg, tmp_path / "run", progress=False)
+    summary = fit(cfg, tmp_path / "run", progress=False)
+    assert summary["amp"] == (("bf16" if torch.cuda.is_bf16_supported() else "fp16") if amp == "auto" else amp)
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
     assert len(steps) == 3 and all(torch.isfinite(torch.tensor(r["loss"])) and r["loss_ga"] > 0 for r in steps)

@@ -129,6 +129,8 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
         gamm_params(cfg)  # a bad GAMM setting fails here (ValueError), before anything is written
     device = dist.resolve_device(cfg.train.device)
     amp = resolve_amp(cfg.train.amp, device)  # a bad value fails here, before anything is written
+    log.info("training on %s in %s (train.amp=%s)", device, "fp32" if amp == "none" else f"{amp} autocast",
+             cfg.train.amp)
     distributed = dist.init_distributed(device)
     rank, world = dist.rank(), dist.world_size()
     torch.manual_seed(cfg.train.seed)
