@@ -19,6 +19,8 @@ def test_report_is_self_contained(tiny_run: Path, tmp_path: Path) -> None:
     path = build_report(tiny_run, tmp_path / "r.html", n_images=2)
     text = path.read_text()
     assert "<h2>Metrics</h2>" in text and "segm/AP" in text
+    assert "trained from scratch on synthetic touch scenes for 1 iterations in" in text
+    assert "minutes of training in fp32; the metrics are measured on 2 held-out images" in text  # the run's mode
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", text)
     assert len(images) == 3  # loss curves + two examples
     assert not re.search(r"src='(?!data:)", text)  # nothing loaded from elsewhere

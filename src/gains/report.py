@@ -105,12 +105,14 @@ def _what_the_numbers_mean(run_dir: Path, cfg, lines: list[dict[str, Any]], metr
     seconds = stopped.get("elapsed_s") or sum(ln.get("time", 0.0) for ln in train)
     start = "from scratch" if cfg.model.weights in ("none", "", None) else f"from {cfg.model.weights}"
     why = " (stopped by its time budget)" if stopped.get("stop_reason") == "max_minutes" else ""
+    precision = {"none": " in fp32", "bf16": " in bf16 autocast", "fp16": " in fp16 mixed precision"}.get(
+        stopped.get("amp"), "")
     data = f"synthetic {cfg.data.synthetic} scenes" if cfg.data.synthetic else "its training set"
     scored = metrics.get("n_images") or (cfg.data.synthetic_val if cfg.data.synthetic else None)
     on = f"{scored} held-out images" if scored else "held-out images"
     return (f"A {cfg.model.variant} model ({cfg.model.backbone}) trained {start} on {data} for {iterations} "
-            f"iterations in {seconds / 60:.1f} minutes of training{why}; the metrics are measured on {on} it "
-            "never saw (fractions in [0, 1]; segm/AP is the COCO mask AP).")
+            f"iterations in {seconds / 60:.1f} minutes of training{precision}{why}; the metrics are measured on {on} "
+            "it never saw (fractions in [0, 1]; segm/AP is the COCO mask AP).")
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, n_images: int = 4, device: str = "cpu",

@@ -27,8 +27,8 @@ def peak_rss_mib() -> float:
 
 def native_bf16_cpu() -> bool:
     """Whether this x86 CPU computes bf16 in hardware (AVX512-BF16 or AMX tiles). Without either, oneDNN
-    emulates bf16 and a bf16 convolution is far slower than fp32 (13x for a 3x3 conv's forward and backward
-    on an AVX2-only CPU, docs/BENCHMARKS.md); other architectures count as without."""
+    emulates bf16, and a bf16 training step took about 20x the fp32 time on an AVX2-only CPU
+    (docs/BENCHMARKS.md, "bf16 on a CPU without native bf16"); other architectures count as without."""
     import torch
 
     checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]

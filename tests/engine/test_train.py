@@ -83,6 +83,9 @@ def test_resume_accepts_other_scoring_settings(tmp_path: Path) -> None:
     summary = fit(cfg("train.max_iters=1", "train.eval_period=0", "eval.score_thresh=0.3", "eval.max_dets=400"),
                   tmp_path / "r", resume=True, progress=False)
     assert summary["iterations"] == 1
+    longer = fit(cfg("train.max_iters=2", "train.eval_period=0", "train.amp=auto"), tmp_path / "r", resume=True,
+                 progress=False)  # another precision: a run moved to a CPU with(out) native bf16
+    assert longer["iterations"] == 2 and longer["amp"] in ("none", "bf16")
 
 
 def test_non_finite_loss_names_iteration_and_images(tmp_path: Path) -> None:

@@ -40,9 +40,9 @@ from gains.sysinfo import peak_rss_mib
 log = logging.getLogger("gains.train")
 # settings a run may change when it resumes (a longer run or budget, another device, other logging periods, other
 # scoring of the validation split, the test-time scale rule measured from the training set)
-RESUMABLE_CHANGES = frozenset({"train.max_iters", "train.max_minutes", "train.device", "train.eval_period",
-                               "train.checkpoint_period", "train.log_period", "eval.score_thresh", "eval.max_dets",
-                               "model.test_scale", "model.object_size"})
+RESUMABLE_CHANGES = frozenset({"train.max_iters", "train.max_minutes", "train.device", "train.amp",
+                               "train.eval_period", "train.checkpoint_period", "train.log_period", "eval.score_thresh",
+                               "eval.max_dets", "model.test_scale", "model.object_size"})
 
 
 def gamm_params(cfg: Config) -> GammParams:
