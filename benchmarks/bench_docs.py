@@ -231,6 +231,7 @@ def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
         rows.append([d["preset"] + (", equal time" if d.get("equal_time") else "")
                      + (f", from {Path(d['init']).name}" if d.get("init") else "")
                      + (", with gains-matched" if d.get("matched") else "")
+                     + (", fp32" if d.get("amp") == "none" else "")
                      + "".join(f", {o}" for o in d.get("overrides", []) if not o.startswith("model.weights")),
                      str(n), str(len(d["seeds"])),
                      f"{g['segm/AP']['mean']:.3f}",

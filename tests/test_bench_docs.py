@@ -83,12 +83,14 @@ def test_ablation_summary_has_one_row_per_job() -> None:
     same = {**job, "iters": {"gains": [304] * 3, "maskrcnn": [304] * 3}}
     matched = {**job, "seeds": [0, 1], "matched": {"mean_ga_weight": 1.04, "mask_loss_weight": 0.9615},
                "overrides": ["model.input_norm=dtype", "model.weights=nuclei", "model.weights_heads=false"]}
-    lines = load_bench_docs().ablation_summary([job, timed, per_seed, same, matched])
+    fp32 = {**job, "amp": "none"}
+    lines = load_bench_docs().ablation_summary([job, timed, per_seed, same, matched, fp32, {**job, "amp": "bf16"}])
     assert lines[2] == "| isbi2014 | 304 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] | 31/14 |"
     assert lines[3] == "| isbi2014, equal time | 200 / 290 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] | 31/14 |"
     assert lines[4].startswith("| isbi2014, equal time, from nuclei | 201 / 290 | 3 |")
     assert lines[5] == lines[2]
     assert lines[6].startswith("| isbi2014, with gains-matched, model.input_norm=dtype | 304 | 2 |")
+    assert lines[7].startswith("| isbi2014, fp32 | 304 | 3 |") and lines[8] == lines[2]  # bf16 is the CPU norm
 
 
 def test_every_block_of_the_real_document_has_a_source() -> None:
