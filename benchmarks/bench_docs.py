@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from gains.atomic import atomic_write
+from gains.config import PRECISION_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
-# how a resolved train.amp reads in a table
-AMP_NAMES = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -144,7 +143,7 @@ def train_cli(d: dict[str, Any]) -> list[str]:
     waits = all("median_iteration_s" in a for a in d["arms"].values())
     amps = any("amp" in a for a in d["arms"].values())
     rows = [[n, ", ".join(f"`{s}`" for s in a["sets"]) + (f" (code of `{a['tree']}`)" if "tree" in a else ""),
-             *([AMP_NAMES.get(a.get("amp"), a.get("amp") or "not recorded")] if amps else []),
+             *([PRECISION_NAMES.get(a.get("amp"), a.get("amp") or "not recorded")] if amps else []),
              f"{a['median_step_s']:.3f}", f"{a['images_per_s']:.2f}",
              *([f"{a['median_iteration_s']:.3f}", f"{a['images_per_s_with_data']:.2f}"] if waits else []),
              str(a["steps"])] for n, a in d["arms"].items()]

@@ -110,6 +110,10 @@ class ModelConfig:
     roi_pool: str = "gather"
 
 
+# what each autocast mode of ``train.amp`` computes in, as logs and reports name it ("auto" resolves to one of these)
+PRECISION_NAMES = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 mixed precision"}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation schedule and run mechanics."""
@@ -265,6 +269,6 @@ def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
 
 
-__all__ = ["Config", "DataConfig", "EvalConfig", "GammConfig", "ModelConfig", "TrainConfig", "apply_overrides",
-           "config_changes", "config_from_dict", "config_to_dict", "dump_config", "load_config", "replace",
-           "saved_config"]
+__all__ = ["PRECISION_NAMES", "Config", "DataConfig", "EvalConfig", "GammConfig", "ModelConfig", "TrainConfig",
+           "apply_overrides", "config_changes", "config_from_dict", "config_to_dict", "dump_config", "load_config",
+           "replace", "saved_config"]

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from gains import zoo
-from gains.config import config_from_dict
+from gains.config import PRECISION_NAMES, config_from_dict
 from gains.errors import InputError
 
 log = logging.getLogger("gains.demo")
@@ -83,8 +83,7 @@ def run_demo(out: str | Path, minutes: float = 3.5, size: int = 256, n_train: in
     t = time.perf_counter()
     summary = fit(config_from_dict(raw), run, resume=False, progress=progress)
     log.info("3/6 trained %d iterations in %.0f s (%s; budget %.1f min; %.0f s so far)", summary["iterations"],
-             time.perf_counter() - t, "fp32" if summary["amp"] == "none" else summary["amp"], minutes,
-             time.perf_counter() - t0)
+             time.perf_counter() - t, PRECISION_NAMES[summary["amp"]], minutes, time.perf_counter() - t0)
     t = time.perf_counter()
     metrics = evaluate_checkpoint(run, data / "val", "all", run / "eval", device="cpu")
     log.info("4/6 held-out segm/AP %.3f, aji_gains %.3f (%.0f s)", metrics["segm/AP"], metrics["aji_gains"],

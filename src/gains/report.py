@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gains.atomic import atomic_write
-from gains.config import saved_config
+from gains.config import PRECISION_NAMES, saved_config
 from gains.errors import InputError
 from gains.evaluation.score import AP_KEYS, PER_IMAGE
 
@@ -105,8 +105,7 @@ def _what_the_numbers_mean(run_dir: Path, cfg, lines: list[dict[str, Any]], metr
     seconds = stopped.get("elapsed_s") or sum(ln.get("time", 0.0) for ln in train)
     start = "from scratch" if cfg.model.weights in ("none", "", None) else f"from {cfg.model.weights}"
     why = " (stopped by its time budget)" if stopped.get("stop_reason") == "max_minutes" else ""
-    precision = {"none": " in fp32", "bf16": " in bf16 autocast", "fp16": " in fp16 mixed precision"}.get(
-        stopped.get("amp"), "")
+    precision = f" in {PRECISION_NAMES[stopped['amp']]}" if stopped.get("amp") in PRECISION_NAMES else ""
     data = f"synthetic {cfg.data.synthetic} scenes" if cfg.data.synthetic else "its training set"
     scored = metrics.get("n_images") or (cfg.data.synthetic_val if cfg.data.synthetic else None)
     on = f"{scored} held-out images" if scored else "held-out images"

@@ -8,13 +8,14 @@ from typing import Any
 
 import torch
 
+from gains.config import PRECISION_NAMES
 from gains.errors import InputError
 from gains.sysinfo import native_bf16_cpu
 
 log = logging.getLogger("gains.train")
 
 # ``train.amp`` values; "auto" resolves per device (``resolve_amp``)
-AMP_MODES = ("auto", "none", "bf16", "fp16")
+AMP_MODES = ("auto", *PRECISION_NAMES)
 
 
 class NonFiniteLossError(RuntimeError):

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from gains.atomic import atomic_link, atomic_write
-from gains.config import Config, config_changes, config_to_dict, dump_config, replace, saved_config
+from gains.config import PRECISION_NAMES, Config, config_changes, config_to_dict, dump_config, replace, saved_config
 from gains.data.dataset import InstanceDataset, collate
 from gains.data.stats import training_scale
 from gains.data.transforms import Compose, PhotometricJitter, RandomFlip, RandomRot90
@@ -129,8 +129,7 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
         gamm_params(cfg)  # a bad GAMM setting fails here (ValueError), before anything is written
     device = dist.resolve_device(cfg.train.device)
     amp = resolve_amp(cfg.train.amp, device)  # a bad value fails here, before anything is written
-    log.info("training on %s in %s (train.amp=%s)", device, "fp32" if amp == "none" else f"{amp} autocast",
-             cfg.train.amp)
+    log.info("training on %s in %s (train.amp=%s)", device, PRECISION_NAMES[amp], cfg.train.amp)
     distributed = dist.init_distributed(device)
     rank, world = dist.rank(), dist.world_size()
     torch.manual_seed(cfg.train.seed)
