@@ -55,7 +55,9 @@ def test_overrides_and_errors(tmp_path: Path) -> None:
 def test_cpu_presets_narrow_the_anomaly_branch_and_reference_presets_keep_its_width() -> None:
     for name in preset_names():
         cfg = load_config(name)
-        assert cfg.model.anomaly_channels == (128 if name.endswith("_cpu") else 256), name
+        cpu = name.endswith("_cpu")
+        assert cfg.model.anomaly_channels == (128 if cpu else 256), name
+        assert cfg.model.fusion_kernel == (1 if cpu else 3), name
 
 
 def test_reference_presets_and_isbi2014_cpu_feed_8_bit_values_unstretched() -> None:

@@ -78,6 +78,8 @@ class ModelConfig:
     # width of the guidance fusion's output and the anomaly branch's convs: 256 is the reference; fewer make the
     # branch cheaper (its cost grows with the square of the width)
     anomaly_channels: int = 256
+    # side of the guidance fusion's conv: 3 is the reference; 1 fuses per pixel, a third less work in the branch
+    fusion_kernel: int = 3
     min_size_train: list[int] = field(default_factory=lambda: [640, 672, 704, 736, 768, 800])
     min_size_test: int = 800
     max_size: int = 1333

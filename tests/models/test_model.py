@@ -65,6 +65,23 @@ def test_a_narrower_anomaly_branch_trains_and_keeps_the_rest_of_the_model() -> N
         build_model(ModelConfig(**{**TINY.__dict__, "anomaly_channels": 0}), 1)
 
 
+def test_a_pointwise_fusion_still_fuses_both_features_and_trains_the_mask_branch_through_them() -> None:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**{**TINY.__dict__, "fusion_kernel": 1}), 1).train()
+    conv = model.roi_heads.fusion.conv
+    assert conv.kernel_size == (1, 1) and conv.in_channels == 512 and conv.padding == (0, 0)
+    images, targets = sample()
+    losses = model(images, targets)
+    assert losses["loss_ga"].item() > 0
+    losses["loss_ga"].backward()  # the anomaly loss alone: it must reach the mask branch and the pooled features
+    assert model.roi_heads.mask_branch.convs[0].weight.grad.abs().sum() > 0
+    assert model.backbone.fpn.layer_blocks[0][0].weight.grad.abs().sum() > 0
+    assert model.roi_heads.mask_branch.predictor.weight.grad is None  # the logits are not part of the fusion
+    for bad in (0, 2):
+        with pytest.raises(ValueError, match="fusion_kernel"):
+            build_model(ModelConfig(**{**TINY.__dict__, "fusion_kernel": bad}), 1)
+
+
 def test_box_coding_stays_float32_under_bf16_autocast() -> None:
     """RPN deltas and box predictions come out float32 (bf16 proposals collapse and made NaN box losses)."""
     torch.manual_seed(0)

@@ -59,6 +59,8 @@ def build_model(cfg: ModelConfig, num_classes: int) -> MaskRCNN:
         raise ValueError("num_classes must be >= 1")
     if cfg.anomaly_channels < 1:
         raise ValueError(f"model.anomaly_channels must be >= 1, got {cfg.anomaly_channels}")
+    if cfg.fusion_kernel < 1 or cfg.fusion_kernel % 2 == 0:
+        raise ValueError(f"model.fusion_kernel must be an odd size >= 1, got {cfg.fusion_kernel}")
     if cfg.roi_pool not in ROI_POOLS:
         raise ValueError(f"model.roi_pool must be one of {tuple(ROI_POOLS)}, got {cfg.roi_pool!r}")
     pool = ROI_POOLS[cfg.roi_pool]
@@ -86,7 +88,7 @@ def build_model(cfg: ModelConfig, num_classes: int) -> MaskRCNN:
         0.5, 0.5, cfg.box_batch_size_per_image, cfg.box_positive_fraction, (10.0, 10.0, 5.0, 5.0),
         cfg.box_score_thresh, cfg.box_nms_thresh, cfg.detections_per_img,
         mask_roi_pool=mask_pool, mask_branch=MaskBranch(256, num_classes + 1),
-        fusion=GuidanceFusion(256, cfg.anomaly_channels) if gains else None,
+        fusion=GuidanceFusion(256, cfg.anomaly_channels, cfg.fusion_kernel) if gains else None,
         anomaly=MaskBranch(cfg.anomaly_channels, num_classes + 1, conv_dim=cfg.anomaly_channels) if gains else None,
         mask_loss_weight=mask_weight, ga_loss_weight=cfg.ga_loss_weight, predict_ga_maps=cfg.predict_ga_maps,
         aligned=cfg.roi_aligned, ga_rois_per_image=cfg.ga_rois_per_image,
