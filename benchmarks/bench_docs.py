@@ -215,19 +215,22 @@ RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "bench_train_cli/workers-amd/dsb2018-cluster": train_cli,
     "bench_train_cli/a64-sgd/isbi2014": train_cli, "bench_train_cli/a64-sgd/synthetic-overlap": train_cli,
     "bench_train_cli/amp-avx2/isbi2014": train_cli, "bench_train_cli/auto-avx2/isbi2014": train_cli,
-    "bench_train_cli/auto-avx2/synthetic-overlap": train_cli}
+    "bench_train_cli/auto-avx2/synthetic-overlap": train_cli, "profile_step/fusion1/isbi2014": profile,
+    "profile_step/fusion1/isbi2014-step0": profile,
+    "bench_train_cli/fusion1/isbi2014": train_cli, "bench_train_cli/fusion1/synthetic-overlap": train_cli}
 
 
-def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
-    """One row per ablation job: both models' mean segm/AP and the per-image paired aji_gains difference."""
+def ablation_summary(jobs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """One row per ablation job (its folder name, its ablation.json): both models' mean segm/AP and the
+    per-image paired aji_gains difference."""
     rows = []
-    for d in jobs:
+    for folder, d in jobs:
         g, m, a = d["summary"]["gains"], d["summary"]["maskrcnn"], d["paired_per_image"]["aji_gains"]
         n = d["iters"]  # one count, {model: count} or {model: [count per seed]}
         if isinstance(n, dict):
             n = {v: round(sum(c) / len(c)) if isinstance(c, list) else c for v, c in n.items()}
             n = str(n["gains"]) if n["gains"] == n["maskrcnn"] else f"{n['gains']} / {n['maskrcnn']}"
-        rows.append([d["preset"] + (", equal time" if d.get("equal_time") else "")
+        rows.append([f"`{folder}`", d["preset"] + (", equal time" if d.get("equal_time") else "")
                      + (f", from {Path(d['init']).name}" if d.get("init") else "")
                      + (", with gains-matched" if d.get("matched") else "")
                      + (", fp32" if d.get("amp") == "none" else "")
@@ -236,7 +239,7 @@ def ablation_summary(jobs: list[dict[str, Any]]) -> list[str]:
                      f"{g['segm/AP']['mean']:.3f}",
                      f"{m['segm/AP']['mean']:.3f}", f"{a['mean']:+.3f} [{a['ci_low']:+.3f}, {a['ci_high']:+.3f}]",
                      f"{a['wins']}/{a['losses']}"])
-    return _table(["preset", "iterations (gains / maskrcnn)", "seeds", "segm/AP gains", "segm/AP maskrcnn",
+    return _table(["job", "preset", "iterations (gains / maskrcnn)", "seeds", "segm/AP gains", "segm/AP maskrcnn",
                    "aji_gains, gains - maskrcnn per image (95% CI)", "images better/worse"], rows)
 
 
@@ -267,7 +270,8 @@ def update(doc: str, results: Path) -> tuple[str, list[str]]:
             done.append(name)
     jobs = sorted((results / "ablation").glob("*/ablation.json"))
     if jobs and "<!-- begin ablation_summary -->" in doc:
-        doc = _replace_block(doc, "ablation_summary", ablation_summary([json.loads(j.read_text()) for j in jobs]))
+        doc = _replace_block(doc, "ablation_summary", ablation_summary(
+            [(j.parent.name, json.loads(j.read_text())) for j in jobs]))
         done.append("ablation_summary")
     for name, kind in JOB_BLOCK.findall(doc):
         path = results / name / f"{kind}.md"

@@ -84,13 +84,16 @@ def test_ablation_summary_has_one_row_per_job() -> None:
     matched = {**job, "seeds": [0, 1], "matched": {"mean_ga_weight": 1.04, "mask_loss_weight": 0.9615},
                "overrides": ["model.input_norm=dtype", "model.weights=nuclei", "model.weights_heads=false"]}
     fp32 = {**job, "amp": "none"}
-    lines = load_bench_docs().ablation_summary([job, timed, per_seed, same, matched, fp32, {**job, "amp": "bf16"}])
-    assert lines[2] == "| isbi2014 | 304 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] | 31/14 |"
-    assert lines[3] == "| isbi2014, equal time | 200 / 290 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] | 31/14 |"
-    assert lines[4].startswith("| isbi2014, equal time, from nuclei | 201 / 290 | 3 |")
-    assert lines[5] == lines[2]
-    assert lines[6].startswith("| isbi2014, with gains-matched, model.input_norm=dtype | 304 | 2 |")
-    assert lines[7].startswith("| isbi2014, fp32 | 304 | 3 |") and lines[8] == lines[2]  # bf16 is the CPU norm
+    lines = load_bench_docs().ablation_summary(
+        [(f"j{i}", d) for i, d in enumerate([job, timed, per_seed, same, matched, fp32, {**job, "amp": "bf16"}])])
+    assert lines[2] == "| `j0` | isbi2014 | 304 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] | 31/14 |"
+    assert lines[3] == ("| `j1` | isbi2014, equal time | 200 / 290 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] "
+                        "| 31/14 |")
+    assert lines[4].startswith("| `j2` | isbi2014, equal time, from nuclei | 201 / 290 | 3 |")
+    assert lines[5] == lines[2].replace("j0", "j3")
+    assert lines[6].startswith("| `j4` | isbi2014, with gains-matched, model.input_norm=dtype | 304 | 2 |")
+    assert lines[7].startswith("| `j5` | isbi2014, fp32 | 304 | 3 |")
+    assert lines[8] == lines[2].replace("j0", "j6")  # bf16 is the CPU norm: no mark
 
 
 def test_every_block_of_the_real_document_has_a_source() -> None:
