@@ -112,7 +112,9 @@ class CropStack:
 
         Each output pixel mixes at most 2 x 2 source pixels with weights that sum to 1, so it is the fill plus
         the weighted sum of (value - fill) over the crop: only the output rows and columns that read the crop
-        are computed.
+        are computed. The products run in torch, not numpy: numpy's OpenBLAS keeps its threads spinning after
+        a product, and on a 2-core machine they took the cores from the training step that follows
+        (docs/BENCHMARKS.md, "OpenBLAS threads").
         """
         if mode not in ("nearest-exact", "bilinear"):
             raise ValueError(f"CropStack.resized: mode {mode!r}, expected 'nearest-exact' or 'bilinear'")
@@ -133,7 +135,8 @@ class CropStack:
             c0, c1, wx = _weights(cols, x0, w)
             if r1 > r0 and c1 > c0:
                 fill = self.fills[j]
-                stack[j, r0:r1, c0:c1] = wy @ (crop.astype(np.float64) - fill) @ wx.T + fill
+                values = torch.from_numpy(np.array(crop, dtype=np.float64, order="C") - fill)
+                stack[j, r0:r1, c0:c1] = (torch.from_numpy(wy) @ values @ torch.from_numpy(wx).T + fill).numpy()
         return torch.from_numpy(stack)
 
 
