@@ -184,6 +184,18 @@ def train_options(d: dict[str, Any]) -> list[str]:
             f"median of {d['repeat']} calls, {d['threads']} threads{note}."]
 
 
+def blas_threads(d: dict[str, Any]) -> list[str]:
+    """bench_blas_threads: the backbone's forward after nothing, after torch products, after numpy products."""
+    base = d["rows"]["nothing"]["backbone_forward_s"]
+    rows = [[k, f"{r['own_s']:.3f}", f"{r['backbone_forward_s']:.3f}", f"{r['backbone_forward_s'] / base:.2f}x"]
+            for k, r in d["rows"].items()]
+    return [*_table(["run right before the backbone's forward", "its own s", "backbone forward s", "against nothing"],
+                    rows), "",
+            f"ResNet-18-FPN-GN backbone, batch 2 at {d['size']} px, bf16 autocast; {d['instances']} GA maps of a "
+            f"{d['frame']} px frame (crops of 60-200 px) resized to {d['size']} px; median of {d['repeat']} calls, "
+            f"{d['threads']} threads, torch {d['torch']}, numpy {d['numpy']}."]
+
+
 def mosaic(d: dict[str, Any]) -> list[str]:
     """bench_mosaic: the scenes alone, the mosaic whole and tiled; segm/AP, AP50, aji_gains, instances."""
     rows = [[k, f"{r['segm/AP']:.3f}", f"{r['segm/AP50']:.3f}", f"{r['aji_gains']:.3f}", str(r["predicted"])]
@@ -205,7 +217,7 @@ RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "bench_train_cli/resize-from-crops/dsb2018-cluster-repeat": train_cli,
     "bench_train_cli/synthetic-overlap": train_cli, "profile_step/synthetic-overlap": profile,
     "bench_train_cli/box64/isbi2014": train_cli, "profile_step/box64/isbi2014": profile,
-    "bench_train_options": train_options, "bench_mosaic": mosaic,
+    "bench_train_options": train_options, "bench_mosaic": mosaic, "bench_blas_threads": blas_threads,
     "bench_mosaic/repeat": mosaic, "bench_mosaic/repeat-overlap160": mosaic, "bench_mosaic/overlap": mosaic,
     "bench_mosaic/repeat-tile1024": mosaic, "bench_mosaic/repeat-merge": mosaic, "bench_mosaic/overlap-merge": mosaic,
     "profile_step/roi-pool/isbi2014": profile, "bench_train_cli/roi-pool/isbi2014": train_cli,
@@ -217,7 +229,11 @@ RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "bench_train_cli/amp-avx2/isbi2014": train_cli, "bench_train_cli/auto-avx2/isbi2014": train_cli,
     "bench_train_cli/auto-avx2/synthetic-overlap": train_cli, "profile_step/fusion1/isbi2014": profile,
     "profile_step/fusion1/isbi2014-step0": profile,
-    "bench_train_cli/fusion1/isbi2014": train_cli, "bench_train_cli/fusion1/synthetic-overlap": train_cli}
+    "bench_train_cli/fusion1/isbi2014": train_cli, "bench_train_cli/fusion1/synthetic-overlap": train_cli,
+    "bench_train_cli/blas/isbi2014": train_cli, "bench_train_cli/blas/synthetic-overlap": train_cli,
+    "profile_step/blas/isbi2014": profile, "profile_step/blas/synthetic-overlap": profile,
+    "profile_step/a96/isbi2014-own": profile, "bench_train_cli/a96/isbi2014": train_cli,
+    "bench_train_cli/a96/synthetic-overlap": train_cli, "bench_train_cli/a96/synthetic-overlap-repeat": train_cli}
 
 
 def ablation_summary(jobs: list[tuple[str, dict[str, Any]]]) -> list[str]:

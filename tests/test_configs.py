@@ -56,7 +56,7 @@ def test_cpu_presets_narrow_the_anomaly_branch_and_reference_presets_keep_its_wi
     for name in preset_names():
         cfg = load_config(name)
         cpu = name.endswith("_cpu")
-        assert cfg.model.anomaly_channels == (128 if cpu else 256), name
+        assert cfg.model.anomaly_channels == (96 if cpu else 256), name
         assert cfg.model.fusion_kernel == (1 if cpu else 3), name
 
 
