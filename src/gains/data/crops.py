@@ -135,8 +135,10 @@ class CropStack:
             c0, c1, wx = _weights(cols, x0, w)
             if r1 > r0 and c1 > c0:
                 fill = self.fills[j]
-                values = torch.from_numpy(np.array(crop, dtype=np.float64, order="C") - fill)
-                stack[j, r0:r1, c0:c1] = (torch.from_numpy(wy) @ values @ torch.from_numpy(wx).T + fill).numpy()
+                values = np.array(crop, dtype=np.float64, order="C")  # a copy (crops may be reversed views)
+                values -= fill
+                stack[j, r0:r1, c0:c1] = (torch.from_numpy(wy) @ torch.from_numpy(values) @ torch.from_numpy(wx).T
+                                          + fill).numpy()
         return torch.from_numpy(stack)
 
 
