@@ -64,7 +64,7 @@ def same_targets(a: Path, b: Path) -> bool:
     rounding (the bilinear resize from crops rounds once where the op rounds per term)."""
     import torch
 
-    x, y = torch.load(a), torch.load(b)
+    x, y = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
     return len(x) == len(y) and all(
         torch.allclose(p[k], q[k], rtol=GA_SUM_RTOL, atol=0) if k == "ga_sum" else torch.equal(p[k], q[k])
         for p, q in zip(x, y, strict=True) for k in p)

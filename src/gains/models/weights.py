@@ -2,7 +2,9 @@
 backbones, gains checkpoints, shipped models by name (``gains.zoo``); ``imagenet`` through torchvision's
 weights API (an online opt-in).
 
-Every ``torch.load`` uses ``weights_only=True``. Tensors whose shape does not fit (another number of
+No file is ever unpickled into arbitrary objects: every ``torch.load`` uses ``weights_only=True``, and a
+``.pkl`` goes through :class:`_ArrayUnpickler`, which builds only numpy arrays, numpy scalars and plain
+containers and refuses any other global the file names. Tensors whose shape does not fit (another number of
 classes) are skipped and reported.
 """
 
@@ -55,22 +57,71 @@ def _c2_to_torchvision(name: str) -> str | None:
     return None
 
 
+def _pickle_allowlist() -> dict[tuple[str, str], object]:
+    """The only globals a weights pickle may name: what numpy arrays, numpy scalars, dtypes and ordered dicts
+    pickle as (under numpy 1 and 2 module names, as Python 2 and 3 wrote them, protocols 0 to 5), and
+    ``_codecs.encode``, which protocol-2 pickles use to rebuild ``bytes``. Each name maps to the object itself,
+    never to an import."""
+    import codecs
+    from collections import OrderedDict
+
+    reconstruct = np.zeros(1).__reduce__()[0]  # numpy's array constructor for pickles
+    frombuffer = np.zeros(1).__reduce_ex__(5)[0]  # ... for protocol 5, from an out-of-band-capable buffer
+    scalar = np.float32(0).__reduce__()[0]  # numpy's scalar constructor for pickles
+    allowed: dict[tuple[str, str], object] = {("collections", "OrderedDict"): OrderedDict,
+                                              ("_codecs", "encode"): codecs.encode}
+    for module in ("numpy", "numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(module, "_reconstruct")] = reconstruct
+        allowed[(module, "scalar")] = scalar
+    for module in ("numpy.core.numeric", "numpy._core.numeric"):
+        allowed[(module, "_frombuffer")] = frombuffer
+    for module in ("numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core", "numpy._core"):
+        allowed[(module, "ndarray")] = np.ndarray
+        allowed[(module, "dtype")] = np.dtype
+    return allowed
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """An unpickler that can build numpy arrays, numpy scalars and plain containers, and nothing else: a file
+    naming any other global (a function to call, a class to build) is refused before anything runs."""
+
+    _allowed = _pickle_allowlist()
+
+    def find_class(self, module: str, name: str) -> object:
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a weights pickle holds only numpy "
+                                         "arrays and plain containers") from None
+
+
 def read_detectron2_pkl(path: str | Path) -> dict[str, torch.Tensor]:
     """A detectron2/Caffe2 backbone pickle (``{"model": {name: ndarray}}`` or a bare dict) as torchvision
-    ResNet names. Caffe2 BN has only scale/bias: running mean 0 and variance 1 are filled in."""
+    ResNet names. Caffe2 BN has only scale/bias: running mean 0 and variance 1 are filled in.
+
+    The file is read with :class:`_ArrayUnpickler`: no code in it can run.
+
+    Raises:
+        InputError: unreadable or truncated file, a global other than numpy's array types, no weights inside.
+    """
     try:
         with open(path, "rb") as fh:
-            data = pickle.load(fh, encoding="latin1")  # a local file the user named
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+            data = _ArrayUnpickler(fh, encoding="latin1").load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            RecursionError, MemoryError) as exc:
         raise InputError(f"{path}: cannot read pickle ({exc})") from exc
     blobs = data.get("model", data.get("blobs", data)) if isinstance(data, dict) else None
     if not isinstance(blobs, dict):
         raise InputError(f"{path}: no weight dictionary inside")
     out: dict[str, torch.Tensor] = {}
     for name, value in blobs.items():
-        target = _c2_to_torchvision(name)
-        if target is not None:
-            out[target] = torch.as_tensor(np.asarray(value))
+        target = _c2_to_torchvision(name) if isinstance(name, str) else None
+        if target is None:
+            continue
+        array = np.asarray(value) if isinstance(value, np.ndarray | np.generic | float | int) else None
+        if array is None or array.dtype.kind not in "biuf":
+            raise InputError(f"{path}: {name}: expected a numeric array, got {type(value).__name__}")
+        out[target] = torch.as_tensor(array)
     for key in list(out):
         if key.endswith(".weight") and (key.startswith("bn1") or ".bn" in key or "downsample.1" in key):
             base = key[: -len("weight")]
