@@ -129,7 +129,7 @@ def train(model: str, out: Path, minutes: float | None, overrides: list[str], gp
         sets.append(f"train.max_minutes={minutes}")
     cfg = load_config((GPU_CONFIGS if gpu else CONFIGS)[model], sets)
     t0 = time.time()
-    summary = fit(cfg, out / "run", resume=(out / "run" / "last.pt").exists())
+    summary = fit(cfg, out / "run", resume=True)  # continues a run of an earlier job, else starts one
     summary["wall_s"] = time.time() - t0
     return summary
 

@@ -1,4 +1,4 @@
-"""Atomic file writes: a temporary file in the target folder, then a rename."""
+"""Atomic file writes: a temporary file in the target folder (``.NAME.XXXX.gains-tmp``), then a rename."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from gains.errors import InputError
-
+TMP_SUFFIX = ".gains-tmp"  # every temporary file of ours ends so (``gains.outputs`` cleans up orphans)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -24,7 +23,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -41,7 +40,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     the block succeeds, removed on any error (see :func:`atomic_write`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -56,7 +55,7 @@ def atomic_link(src: str | Path, dst: str | Path) -> None:
     """Make ``dst`` name the same file as ``src`` (a hard link, or a copy where the file system has none),
     replacing ``dst`` atomically. A later atomic write to ``src`` leaves ``dst`` with the old content."""
     src, dst = Path(src), Path(dst)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link.tmp")
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link{TMP_SUFFIX}")
     tmp.unlink(missing_ok=True)
     try:
         try:
@@ -66,29 +65,4 @@ def atomic_link(src: str | Path, dst: str | Path) -> None:
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def staged_folder(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Build a folder as ``<out>.partial`` and rename it to ``out`` only when the block succeeds.
-
-    On any error the partial folder is removed, so no partial output is ever left behind.
-
-    Raises:
-        InputError: ``out`` exists and is not empty, and ``overwrite`` is False.
-    """
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{out}: folder exists and is not empty (pass --overwrite to replace it)")
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise

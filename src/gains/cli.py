@@ -1,23 +1,39 @@
 """The ``gains`` command: one subcommand = parse, then call one library function.
 
-User mistakes (``InputError``) print one line and exit 2; heavy imports happen inside subcommands.
+Every expected failure prints one line ``gains CMD: error: MESSAGE`` and exits 2: user mistakes (``InputError``),
+numbers out of range (refused where parsed, ``gains.cli_args``), file system refusals and exhausted resources
+(``expected_failure``). Heavy imports happen inside subcommands.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from gains import __version__
+from gains.cli_args import (
+    OneLineParser,
+    checked,
+    device,
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+)
 from gains.cli_data import add_convert, add_dataset_tools, add_synth
 from gains.cli_export import add_export
 from gains.cli_inputs import add_plane_options, plane_choice
 from gains.cli_presets import add_presets
 from gains.cli_zoo import add_models
 from gains.errors import InputError
+from gains.inputs import MIN_SIDE
 
 log = logging.getLogger("gains")
 
@@ -29,9 +45,9 @@ def _add_gamm(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=Path, required=True, help="folder the JSON's file_name entries are in")
     p.add_argument("--variant", choices=("isbi", "chrom", "nuclei"), required=True,
                    help="which published GAMM script to reproduce")
-    p.add_argument("--window-size", type=int, help="sliding window side (default per variant: 5/5/8)")
-    p.add_argument("--ga-factor", type=float, help="maps lie in [1, 1 + F] (default 0.5/0.5/0.8)")
-    p.add_argument("--overlap-hl", type=float, help="overlap highlight (default 0.1/0.3/0.1)")
+    p.add_argument("--window-size", type=int_at_least(2), help="sliding window side (default per variant: 5/5/8)")
+    p.add_argument("--ga-factor", type=positive_float, help="maps lie in [1, 1 + F] (default 0.5/0.5/0.8)")
+    p.add_argument("--overlap-hl", type=non_negative_float, help="overlap highlight (default 0.1/0.3/0.1)")
     p.add_argument("--target-category", type=int, help="category id that gets maps (default: smallest id)")
     p.add_argument("--raw", action="store_true", help="reference values bit for bit, NaN and all-zero maps kept")
     p.add_argument("--anchor", choices=("topleft", "center"), default="topleft",
@@ -44,8 +60,8 @@ def _add_gamm(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="store folder (default: ./gamm_<variant>_ws.._f.._ol..)")
     p.add_argument("--export-npy", type=Path, metavar="DIR", help="also write DIR/<annotation_id>.npy (float64)")
     p.add_argument("--precision", choices=("float16", "float32"), default="float16", help="stored precision")
-    p.add_argument("--workers", type=int, default=1, help="processes working on images in parallel")
-    p.add_argument("--preview", type=int, default=0, metavar="K", help="write PNG previews of K images")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes working on images in parallel")
+    p.add_argument("--preview", type=non_negative_int, default=0, metavar="K", help="write PNG previews of K images")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad annotations/images, count them")
     p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -104,6 +120,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="override a config value, e.g. --set train.max_iters=200 (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    p.add_argument("--overwrite", action="store_true", help="start again in a run folder of an earlier run (its "
+                   "checkpoints and metrics are replaced)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
@@ -114,7 +132,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     try:
-        summary = fit(cfg, args.out, resume=args.resume, progress=not args.quiet)
+        summary = fit(cfg, args.out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     except NonFiniteLossError as exc:
         raise InputError(str(exc)) from exc
     except ValueError as exc:
@@ -131,10 +149,10 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
                                    "contact-region metrics.")
     p.add_argument("gt", type=Path, help="ground-truth COCO JSON")
     p.add_argument("results", type=Path, help="COCO results JSON (RLE or polygon segmentations with scores)")
-    p.add_argument("--score-thresh", type=float, default=0.5, help="predictions kept for aji/aji_plus/pq/f1/dsb")
-    p.add_argument("--max-dets", type=int, default=100, help="detections per image for AP and aji_gains")
-    p.add_argument("--contact-radius", type=int, default=2, help="contact zone: contact pixels dilated by this "
-                   "many pixels (contact_iou, contact_recall50)")
+    p.add_argument("--score-thresh", type=probability, default=0.5, help="predictions kept for aji/aji_plus/pq/f1/dsb")
+    p.add_argument("--max-dets", type=positive_int, default=100, help="detections per image for AP and aji_gains")
+    p.add_argument("--contact-radius", type=non_negative_int, default=2, help="contact zone: contact pixels "
+                   "dilated by this many pixels (contact_iou, contact_recall50)")
     p.add_argument("--out", type=Path, required=True, help="METRICS.json (a per-image CSV is written beside it)")
     p.set_defaults(func=_cmd_score)
 
@@ -165,10 +183,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="canonical dataset folder (or a COCO json)")
     p.add_argument("--split", default="test", help="train, val, test or all (default test)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--score-thresh", type=float, help="default: the checkpoint's eval.score_thresh")
-    p.add_argument("--max-dets", type=int, help="default: the checkpoint's eval.max_dets")
+    p.add_argument("--device", type=device, default="auto")
+    p.add_argument("--batch-size", type=positive_int, default=1)
+    p.add_argument("--score-thresh", type=probability, help="default: the checkpoint's eval.score_thresh")
+    p.add_argument("--max-dets", type=positive_int, help="default: the checkpoint's eval.max_dets")
     _add_scale_options(p)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override inference settings, e.g. model.detections_per_img=300")
@@ -176,10 +194,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_scale_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale", type=float, help="pixel scale applied to every image before the model (default: "
-                   "the model's own rule, printed)")
-    p.add_argument("--object-size", type=float, metavar="PX", help="typical object diameter in your images, in "
-                   "pixels: images are scaled so objects get the size the model was trained at")
+    p.add_argument("--scale", type=positive_float, help="pixel scale applied to every image before the model "
+                   "(default: the model's own rule, printed)")
+    p.add_argument("--object-size", type=positive_float, metavar="PX", help="typical object diameter in your "
+                   "images, in pixels: images are scaled so objects get the size the model was trained at")
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -202,15 +220,16 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--format", default="coco,overlay",
                    help="comma list of coco, labels, overlay, ga, imagej (Fiji ROI zip), geojson (QuPath)")
-    p.add_argument("--tile", type=int, default=1024, help="tile side for large images (0: never tile)")
-    p.add_argument("--overlap", type=int, default=128, help="tile overlap in pixels")
+    p.add_argument("--tile", type=checked(int, lambda v: v == 0 or v >= MIN_SIDE, f"0 or an integer >= {MIN_SIDE}"),
+                   default=1024, help="tile side for large images (0: never tile)")
+    p.add_argument("--overlap", type=non_negative_int, default=128, help="tile overlap in pixels")
     p.add_argument("--tile-merge", choices=("central", "union"), default="central",
                    help="how tiles' detections become one set: each object from the tile whose core holds its "
                    "centre (default; needs an overlap of an object's diameter), or the union of masks that agree "
                    "across a seam (objects larger than the overlap)")
     _add_scale_options(p)
-    p.add_argument("--score-thresh", type=float, help="default: the checkpoint's eval.score_thresh")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--score-thresh", type=probability, help="default: the checkpoint's eval.score_thresh")
+    p.add_argument("--device", type=device, default="auto")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--quiet", action="store_true")
     add_plane_options(p)
@@ -220,6 +239,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from gains.inference.predict_run import predict_files
 
+    if args.tile and args.overlap >= args.tile:
+        raise InputError(f"--overlap {args.overlap} must be smaller than --tile {args.tile}")
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     summary = predict_files(args.checkpoint, args.inputs, args.out, formats, tile=args.tile or None,
                             overlap=args.overlap, device=args.device, scale=args.scale,
@@ -237,9 +258,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                        description="Synthesise scenes, compute GA maps, train GAInS on the CPU, evaluate, predict "
                                    "and write an HTML report.")
     p.add_argument("--out", type=Path, default=Path("demo_out"))
-    p.add_argument("--minutes", type=float, default=3.5, help="training budget in wall-clock minutes (the "
+    p.add_argument("--minutes", type=positive_float, default=3.5, help="training budget in wall-clock minutes (the "
                    "whole demo takes about a minute more)")
-    p.add_argument("--size", type=int, default=256, help="scene side in pixels")
+    p.add_argument("--size", type=positive_int, default=256, help="scene side in pixels")
     p.add_argument("--weights", help="the start: a shipped model (default: nuclei) or a checkpoint, or none "
                    "(from scratch)")
     p.add_argument("--quiet", action="store_true")
@@ -259,8 +280,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write the HTML report of a training run")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--out", type=Path, help="default: RUN_DIR/report.html")
-    p.add_argument("--images", type=int, default=4, help="validation images shown")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--images", type=non_negative_int, default=4, help="validation images shown")
+    p.add_argument("--device", type=device, default="cpu")
     p.set_defaults(func=_cmd_report)
 
 
@@ -274,7 +295,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="gains", description="GAInS instance segmentation of touching, crossing "
+    parser = OneLineParser(prog="gains", description="GAInS instance segmentation of touching, crossing "
                                      "and overlapping cells, nuclei and chromosomes.")
     parser.add_argument("--version", action="version", version=f"gains {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -295,17 +316,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_line(exc: OSError) -> str:
+    """``FILE: why`` of a failed file operation (``SRC -> DST`` for a rename), with a hint for a full disk."""
+    names = " -> ".join(str(n) for n in (exc.filename, exc.filename2) if n is not None)
+    why = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        why += "; free some space or write elsewhere"
+    elif exc.errno == errno.ENOTDIR:
+        why += " (a part of the path is a file)"
+    elif exc.errno == errno.EEXIST and exc.filename is not None and not Path(exc.filename).is_dir():
+        why = "a file is in the way where a folder is needed"
+    return f"{names}: {why}" if names else why
+
+
+def expected_failure(exc: Exception) -> str | None:
+    """The one-line message of an expected failure: bad input, a file system refusal (read-only, full, a file
+    where a folder should be), a resource running out; None for anything else (a bug, which keeps its
+    traceback)."""
+    torch, yaml = sys.modules.get("torch"), sys.modules.get("yaml")  # only what a command has imported
+    if isinstance(exc, InputError):
+        message = str(exc)
+    elif isinstance(exc, OSError):
+        message = _os_error_line(exc)
+    elif isinstance(exc, MemoryError) or (torch is not None and isinstance(exc, torch.OutOfMemoryError)):
+        detail = f" ({exc})" if str(exc) else ""
+        message = f"out of memory{detail}; use smaller images, --scale, --tile or --batch-size, or fewer --workers"
+    elif isinstance(exc, RecursionError):
+        message = f"an input is nested too deeply to read ({exc})"
+    elif isinstance(exc, OverflowError):
+        message = f"a number is out of range ({exc})"
+    elif isinstance(exc, ValueError) and "embedded null byte" in str(exc):
+        message = "a file name contains a NUL byte"
+    elif yaml is not None and isinstance(exc, yaml.YAMLError):
+        from gains.config import yaml_problem
+
+        message = f"not valid YAML ({yaml_problem(exc)})"
+    else:
+        return None
+    return re.sub(r"\s*\n\s*", " ", message.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``gains`` and ``python -m gains``; returns the exit code."""
+    """Entry point of ``gains`` and ``python -m gains``; returns the exit code.
+
+    Every expected failure (see ``expected_failure``) is one line ``gains CMD: error: MESSAGE`` on stderr and
+    exit code 2 (``--verbose`` logs its traceback first); a bad option is argparse's error, also one line.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s",
                         stream=sys.stderr)
     try:
         return int(args.func(args))
-    except InputError as exc:
-        print(f"gains {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"gains {args.command}: interrupted (run the same command again to resume)", file=sys.stderr)
         return 130
+    except Exception as exc:
+        message = expected_failure(exc)
+        if message is None:
+            raise
+        log.debug("gains %s failed:", args.command, exc_info=True)
+        print(f"gains {args.command}: error: {message}", file=sys.stderr)
+        return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gains.cli_args import non_negative_int, positive_int
 from gains.errors import InputError
 
 
@@ -12,9 +13,9 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="generate synthetic overlapping/touching/crossing scenes",
                        description="Write a canonical dataset of synthetic CTO scenes.")
     p.add_argument("kind", choices=("overlap", "touch", "cross"))
-    p.add_argument("--n", type=int, default=100, help="number of images")
-    p.add_argument("--size", type=int, default=256, help="image side in pixels")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=100, help="number of images (>= 1)")
+    p.add_argument("--size", type=int, default=256, help="image side in pixels (>= 32)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_synth)
@@ -39,7 +40,7 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
     d.add_argument("root", type=Path, help="the stage1_train folder")
     d.add_argument("--out", type=Path, required=True)
     d.add_argument("--subset", type=Path, help="text file of image ids to keep, one per line")
-    d.add_argument("--workers", type=int, default=1)
+    d.add_argument("--workers", type=positive_int, default=1)
     d.add_argument("--overwrite", action="store_true")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_cmd_convert)
@@ -95,7 +96,7 @@ def add_dataset_tools(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("split", help="write seeded train/val/test json next to annotations.json")
     p.add_argument("folder", type=Path, help="canonical dataset folder")
     p.add_argument("--ratios", default="6:2:2", help="train:val:test (default 6:2:2)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--preset", choices=("isbi2014-30-15",), help="a fixed named split instead of ratios")
     p.set_defaults(func=_cmd_split)
     p = sub.add_parser("stats", help="images, instances, per-image counts, overlap/touch pairs")
@@ -137,7 +138,10 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     stats = dataset_stats(ann)
     print(format_stats(stats))
     if args.json:
-        args.json.write_text(json.dumps(stats, indent=1))
+        from gains.atomic import atomic_write
+
+        payload = json.dumps(stats, indent=1).encode()
+        atomic_write(args.json, lambda fh: fh.write(payload))  # a failed write leaves no empty or half file
     return 0
 
 

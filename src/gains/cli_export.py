@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gains.cli_args import positive_int
+
 
 def add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export-model", help="export a model to TorchScript or ONNX (+ a sidecar JSON)",
@@ -17,7 +19,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the exported file (e.g. nuclei.pt, "
                    "nuclei.onnx); the sidecar is FILE.json")
     p.add_argument("--overwrite", action="store_true", help="replace FILE and FILE.json if they exist")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip running the export against the eager model on two synthetic images")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

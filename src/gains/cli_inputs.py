@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from gains.cli_args import positive_float
 from gains.inputs import DEFAULT_MAX_BYTES, PlaneChoice, parse_channels, parse_plane
 
 
@@ -14,7 +15,7 @@ def add_plane_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--z", default="all", help="z plane index, or all (default): every plane, named <stem>_z3...")
     p.add_argument("--t", default="all", help="time point index, or all (default): every one, named <stem>_t0...")
     p.add_argument("--axes", help="axis letters for files without usable metadata, one per axis, e.g. ZYX or CYX")
-    p.add_argument("--max-input-gib", type=float, default=DEFAULT_MAX_BYTES / (1 << 30),
+    p.add_argument("--max-input-gib", type=positive_float, default=DEFAULT_MAX_BYTES / (1 << 30),
                    help="refuse files whose header promises more decoded pixels than this (default %(default)g)")
 
 

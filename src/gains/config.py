@@ -7,17 +7,21 @@ below them takes plain arguments.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from gains.errors import InputError
 from gains.intensity import LEGACY_MODE
 from gains.presets import resolve_config
+
+if TYPE_CHECKING:
+    from gains.gamm.params import GammParams
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,18 @@ class GammConfig:
     every_category: bool = False  # maps for every category, each as the target in turn (reference: one category)
     zero_maps: str = "ones"  # ones | keep: the nuclei script's all-zero maps replaced by ones, or kept (reference)
     store: str | None = None
+
+    def params(self) -> GammParams:
+        """The ``GammParams`` of these settings (the variant's defaults where unset).
+
+        Raises:
+            InputError: a setting ``GammParams`` refuses.
+        """
+        from gains.gamm.params import GammParams
+
+        return GammParams.for_variant(self.variant, window_size=self.window_size, ga_factor=self.ga_factor,
+                                      overlap_hl=self.overlap_hl, target_category=self.target_category,
+                                      anchor=self.anchor, every_category=self.every_category, zero_maps=self.zero_maps)
 
 
 @dataclass(frozen=True)
@@ -157,6 +173,73 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
+@dataclass(frozen=True)
+class Limit:
+    """The range of a numeric setting: ``value >= low`` (``> low`` when ``open_low``) and ``value <= high``."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+
+    def problem(self, value: float) -> str | None:
+        """What is wrong with ``value`` (None when it lies in the range)."""
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            pass
+        elif self.high is None or value <= self.high:
+            return None
+        if self.high is not None:
+            return f"must be in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
+        return f"must be {'>' if self.open_low else '>='} {self.low:g}"
+
+
+_AT_LEAST_1, _NON_NEGATIVE, _POSITIVE = Limit(1), Limit(0), Limit(0, open_low=True)
+_FRACTION = Limit(0, 1)
+# every bounded number of the config; every float must also be finite (a list's items each obey its limit).
+# A period of 0 means "only at the end of the run"; clip_grad_norm 0 means no clipping.
+LIMITS: dict[str, Limit] = {
+    **dict.fromkeys(["data.synthetic_train", "data.synthetic_val", "model.min_size_train", "model.min_size_test",
+                     "model.max_size", "model.num_classes", "model.ga_rois_per_image", "model.anomaly_channels",
+                     "model.fusion_kernel", "model.anchor_sizes", "model.rpn_pre_nms_top_n_train",
+                     "model.rpn_pre_nms_top_n_test", "model.rpn_post_nms_top_n_train", "model.rpn_post_nms_top_n_test",
+                     "model.rpn_batch_size_per_image", "model.box_batch_size_per_image", "model.detections_per_img",
+                     "model.mask_pool_size", "train.max_iters", "train.batch_size", "train.log_period",
+                     "eval.max_dets"], _AT_LEAST_1),
+    **dict.fromkeys(["data.seed", "data.num_workers", "model.mask_loss_weight", "model.ga_loss_weight",
+                     "train.weight_decay", "train.weight_decay_norm", "train.warmup_iters", "train.warmup_factor",
+                     "train.steps", "train.clip_grad_norm", "train.seed", "train.checkpoint_period",
+                     "train.eval_period"], _NON_NEGATIVE),
+    **dict.fromkeys(["model.test_scale", "model.object_size", "model.image_std", "model.aspect_ratios",
+                     "train.max_minutes", "train.lr", "train.gamma"], _POSITIVE),
+    **dict.fromkeys(["data.hflip", "data.vflip", "data.rot90", "model.rpn_nms_thresh", "model.box_score_thresh",
+                     "model.box_nms_thresh", "train.momentum", "eval.score_thresh"], _FRACTION),
+    "data.synthetic_size": Limit(32),  # gains.data.synth.write_synthetic's smallest scene
+    "model.trainable_layers": Limit(0, 5),
+    "model.box_positive_fraction": Limit(0, 1, open_low=True),
+    "model.input_percentiles": Limit(0, 100),
+}
+
+
+def check_limits(cfg: Config) -> None:
+    """Refuse out-of-range numbers (``LIMITS``), non-finite floats anywhere, and GA-map settings that
+    ``gains.gamm.GammParams`` refuses.
+
+    Raises:
+        InputError: ``section.key: must be ..., got VALUE`` (``section.key[i]`` for a list item).
+    """
+    for section, values in config_to_dict(cfg).items():
+        for key, value in values.items():
+            name = f"{section}.{key}"
+            items = enumerate(value) if isinstance(value, list) else [(None, value)]
+            for i, item in items:
+                if isinstance(item, bool) or not isinstance(item, (int, float)):
+                    continue
+                limit = LIMITS.get(name)
+                problem = "must be a finite number" if not math.isfinite(item) else limit and limit.problem(item)
+                if problem:
+                    raise InputError(f"{name}{'' if i is None else f'[{i}]'}: {problem}, got {item!r}")
+    cfg.gamm.params()
+
+
 def _check_type(value: Any, tp: Any, where: str) -> Any:
     """Return ``value`` coerced to the annotated type ``tp`` (int -> float allowed), or raise InputError."""
     origin = typing.get_origin(tp)
@@ -188,7 +271,7 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     if not isinstance(data, dict):
-        raise InputError(f"{where}: expected a mapping, got {data!r}")
+        raise InputError(f"{where + ': ' if where else ''}expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
@@ -205,8 +288,14 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
-    """A Config from nested dicts (sections data, gamm, model, train, eval)."""
-    return _build(Config, data or {}, "")
+    """A Config from nested dicts (sections data, gamm, model, train, eval), its numbers checked (``check_limits``).
+
+    Raises:
+        InputError: an unknown key, a value of the wrong type, or a number out of range, naming the key.
+    """
+    cfg = _build(Config, data or {}, "")
+    check_limits(cfg)
+    return cfg
 
 
 def saved_config(data: dict[str, Any]) -> Config:
@@ -224,6 +313,13 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (``... at line 3, column 7``)."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    return f"{what} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else what
+
+
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     """Apply ``section.key=value`` strings; values are parsed as YAML (numbers, lists, null, booleans)."""
     data = config_to_dict(cfg)
@@ -236,7 +332,10 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
             raise InputError(f"--set {item!r}: key must be section.key with section in {sorted(data)}")
         if parts[1] not in data[parts[0]]:
             raise InputError(f"--set {item!r}: unknown key '{key}'")
-        data[parts[0]][parts[1]] = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            data[parts[0]][parts[1]] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise InputError(f"--set {item!r}: not a YAML value ({yaml_problem(exc)})") from exc
     return config_from_dict(data)
 
 
@@ -249,7 +348,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise InputError(f"{label}: cannot read config ({exc})") from exc
+            raise InputError(f"{label}: cannot read config ({yaml_problem(exc)})") from exc
         try:
             cfg = config_from_dict(data)
         except InputError as exc:

@@ -16,7 +16,7 @@ import logging
 import time
 from pathlib import Path
 
-from gains import zoo
+from gains import outputs, zoo
 from gains.config import PRECISION_NAMES, config_from_dict
 from gains.errors import InputError
 
@@ -55,7 +55,21 @@ def demo_config(minutes: float, size: int, n_train: int, n_val: int, workers: in
 def run_demo(out: str | Path, minutes: float = 3.5, size: int = 256, n_train: int = 40, n_val: int = 10,
              progress: bool = True, weights: str = DEMO_START) -> Path:
     """Run every stage into ``out`` (training for ``minutes`` of wall-clock time, from ``weights``); returns
-    ``report.html``."""
+    ``report.html``.
+
+    ``out`` is claimed as in ``gains.outputs``: a new or empty folder, or the folder of an earlier demo (emptied
+    and redone); a demo that fails removes the folder it made.
+    """
+    if weights != "none" and not zoo.is_name(weights) and not Path(weights).exists():
+        zoo.check_spec(weights)  # a bare word: the one-line error that lists the shipped models
+        raise InputError(f"--weights {weights}: no such checkpoint or run folder")
+    out = Path(out)
+    with outputs.claim(out, "demo", replace=True):
+        return _stages(out, minutes, size, n_train, n_val, progress, weights)
+
+
+def _stages(out: Path, minutes: float, size: int, n_train: int, n_val: int, progress: bool, weights: str) -> Path:
+    """The six stages of ``run_demo`` into the claimed folder ``out``; returns ``report.html``."""
     from gains.data.synth import write_synthetic
     from gains.engine.train import fit
     from gains.gamm import GammParams, run_gamm
@@ -63,12 +77,9 @@ def run_demo(out: str | Path, minutes: float = 3.5, size: int = 256, n_train: in
     from gains.inference.predict_run import predict_files
     from gains.report import build_report
 
-    if weights != "none" and not zoo.is_name(weights) and not Path(weights).exists():
-        zoo.check_spec(weights)  # a bare word: the one-line error that lists the shipped models
-        raise InputError(f"--weights {weights}: no such checkpoint or run folder")
-    out = Path(out)
     t0 = time.perf_counter()
     run = out / "run"
+    outputs.mark(run, "run")  # the training run's folder, which gets its data first
     data = run / "data"
     for split, n, seed in (("train", n_train, 0), ("val", n_val, 1)):  # where the training run expects them
         write_synthetic("overlap", n, size, seed, data / split, overwrite=True)

@@ -14,8 +14,9 @@
   the order the model should see them; by default an alpha channel (RGBA, grey + alpha) is dropped and
   1-3 channels are kept; four or more without alpha must be chosen.
 - **Refused** before decoding, each as one ``InputError`` line naming the file and what to pass: headers
-  whose decoded size exceeds ``choice.max_bytes`` (decompression bombs), images under ``MIN_SIDE`` pixels on a
-  side, complex or other non-numeric pixel types. Non-finite pixels are refused by ``gains.intensity``.
+  whose decoded size (times ``choice.scale`` squared for an upscale) exceeds ``choice.max_bytes``
+  (decompression bombs, absurd scales), images under ``MIN_SIDE`` pixels on a side, complex or other
+  non-numeric pixel types. Non-finite pixels are refused by ``gains.intensity``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ class PlaneChoice:
         z: the Z plane index, or None for every plane.
         t: the T (time point) index, or None for every one.
         axes: axis letters that replace the file's own (e.g. ``"ZYX"``, ``"YXC"``), one per axis.
-        max_bytes: largest decoded size of a file's series accepted.
+        max_bytes: largest decoded size of a file's series accepted, after ``scale``.
+        scale: pixel scale the planes get before the model (``--scale``, ``--object-size``); an upscale
+            counts against ``max_bytes`` as the decoded size times ``scale`` squared.
     """
 
     channels: tuple[int, ...] | None = None
@@ -56,6 +59,7 @@ class PlaneChoice:
     t: int | None = None
     axes: str | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -102,14 +106,23 @@ class _Header:
     alpha: bool  # the last channel is alpha
 
 
+def _size_text(size: float) -> str:
+    return f"{size / (1 << 30):.1f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.1f} MiB"
+
+
 def _refuse_size(path: Path, header: _Header, choice: PlaneChoice) -> None:
-    size = int(np.prod(header.shape, dtype=np.float64) * header.dtype.itemsize)
+    """Refuse a header whose decoded size, times ``choice.scale`` squared when it upscales, is over the limit."""
+    size = float(np.prod(header.shape, dtype=np.float64) * header.dtype.itemsize)
+    dims = " x ".join(f"{n:,}" for n in header.shape)
+    limit = f"{choice.max_bytes / (1 << 30):.3g} GiB limit"
     if size > choice.max_bytes:
-        dims = " x ".join(f"{n:,}" for n in header.shape)
-        decoded = f"{size / (1 << 30):.1f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.1f} MiB"
-        raise InputError(f"{path}: header promises {dims} {header.dtype} ({decoded} decoded), over the "
-                         f"{choice.max_bytes / (1 << 30):.3g} GiB limit; crop it, or pass --max-input-gib if you "
-                         "mean it")
+        raise InputError(f"{path}: header promises {dims} {header.dtype} ({_size_text(size)} decoded), over the "
+                         f"{limit}; crop it, or pass --max-input-gib if you mean it")
+    scaled = size * max(choice.scale, 1.0) ** 2
+    if scaled > choice.max_bytes:
+        raise InputError(f"{path}: {dims} {header.dtype} at --scale {choice.scale:.4g} is {_size_text(scaled)} "
+                         f"of pixels, over the {limit}; pass a smaller --scale or a larger --object-size, or "
+                         "--max-input-gib if you mean it")
 
 
 def _axes_hint(ndim: int) -> str:
@@ -227,12 +240,34 @@ def _check(path: Path, header: _Header, choice: PlaneChoice) -> list[tuple[str, 
     return [("_".join(f"{a.lower()}{i}" for a, i in p), dict(p)) for p in picks]
 
 
+def check_inputs(paths: list[Path], choice: PlaneChoice = PlaneChoice()) -> list[tuple[Path, str]]:
+    """(file, plane label) of every plane ``read_planes`` would return for each of ``paths`` (``check_input``).
+
+    Raises:
+        InputError: a file ``check_input`` refuses, or ``choice.z`` / ``choice.t`` set while no file has that axis
+            (an image without it is predicted whole; a plane index for none of them is a mistake).
+    """
+    planes = [(path, plane) for path in paths for plane in _header_planes(path, choice)]
+    for axis, wanted in (("Z", choice.z), ("T", choice.t)):
+        if wanted is not None and not any(axis in index for _, (_, index) in planes):
+            others = len(paths) - 1
+            files = f"{paths[0]}" + (f" (and {others} other input{'s' * (others > 1)})" if others else "")
+            raise InputError(f"{files}: --{axis.lower()} {wanted} but no input has a {axis} axis; leave "
+                             f"--{axis.lower()} out")
+    return [(path, label) for path, (label, _) in planes]
+
+
 def check_input(path: str | Path, choice: PlaneChoice = PlaneChoice()) -> list[str]:
     """The plane labels ``read_planes`` would return, from the header alone (nothing decoded).
 
     Raises:
         InputError: the file cannot be used (see the module docstring), in one line naming it.
     """
+    return [label for label, _ in _header_planes(path, choice)]
+
+
+def _header_planes(path: str | Path, choice: PlaneChoice) -> list[tuple[str, dict[str, int]]]:
+    """``_check`` of the file's header: its planes as (label, {axis: index})."""
     path = _existing(path)
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
@@ -245,7 +280,7 @@ def check_input(path: str | Path, choice: PlaneChoice = PlaneChoice()) -> list[s
         raise
     except Exception as exc:
         raise InputError(f"{path}: unreadable image ({exc})") from exc
-    return [label for label, _ in _check(path, header, choice)]
+    return _check(path, header, choice)
 
 
 def read_planes(path: str | Path, choice: PlaneChoice = PlaneChoice()) -> list[Plane]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from gains.atomic import atomic_write
 from gains.config import PRECISION_NAMES, saved_config
 from gains.errors import InputError
 from gains.evaluation.score import AP_KEYS, PER_IMAGE
+from gains.jsonfile import read_json, read_json_lines
 
 METRIC_KEYS = (*AP_KEYS, *PER_IMAGE)
 
@@ -94,13 +94,24 @@ def _image_figure(pixels, gt_masks, ga_true, instances, height: int, width: int,
     return _png_b64(fig)
 
 
+def _json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``.
+
+    Raises:
+        InputError: unreadable, not JSON, or not an object (one line naming the file).
+    """
+    doc = read_json(path)
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
 def _what_the_numbers_mean(run_dir: Path, cfg, lines: list[dict[str, Any]], metrics: dict[str, Any]) -> str:
     """One sentence: how the model was trained and on what the metrics were measured."""
     train = [ln for ln in lines if "loss" in ln]
     if not train:
         return ""
-    stopped = json.loads((run_dir / "train_summary.json").read_text()) if (run_dir / "train_summary.json").exists() \
-        else {}
+    stopped = _json_object(run_dir / "train_summary.json") if (run_dir / "train_summary.json").exists() else {}
     iterations = stopped.get("iterations", train[-1]["iter"] + 1)
     seconds = stopped.get("elapsed_s") or sum(ln.get("time", 0.0) for ln in train)
     start = "from scratch" if cfg.model.weights in ("none", "", None) else f"from {cfg.model.weights}"
@@ -140,10 +151,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, n_images: i
         cfg = saved_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"{run_dir / 'config.yaml'}: cannot read config ({exc})") from exc
-    lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()] \
-        if (run_dir / "metrics.jsonl").exists() else []
+    lines = read_json_lines(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
     if metrics is None and (run_dir / "eval" / "METRICS.json").exists():
-        metrics = json.loads((run_dir / "eval" / "METRICS.json").read_text())
+        metrics = _json_object(run_dir / "eval" / "METRICS.json")
     if metrics is None:
         val = [ln for ln in lines if ln.get("split") == "val"]
         metrics = val[-1] if val else {}

@@ -9,6 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from gains.atomic import atomic_write
+from gains.gamm.raster import MaskCrop, tight_crop
 from gains.imageio import to_display
 from gains.intensity import Normalisation
 
@@ -22,16 +23,40 @@ def instance_colours(n: int, seed: int = 0) -> np.ndarray:
     return base[rng.permutation(max(n, 1)) % 20][:n] if n > 20 else base[:n]
 
 
-def outline_overlay(image: np.ndarray, masks: Sequence[np.ndarray], width: int = 1,
+def outline_overlay(image: np.ndarray, masks: Sequence[np.ndarray | MaskCrop | None], width: int = 1,
                     normalisation: Normalisation | None = None) -> np.ndarray:
-    """(H, W, 3) float image with each (H, W) bool mask outlined in its own colour (overlaps keep both);
-    ``normalisation`` as in ``to_display``."""
-    out = to_display(image, normalisation).copy()
+    """(H, W, 3) float image in [0, 1] (``to_display`` with ``normalisation``) with each instance outlined in
+    its own colour, as ``paint_outlines`` paints them."""
+    out = to_display(image, normalisation)
+    if np.may_share_memory(out, image):  # painted in place: never into the caller's pixels
+        out = out.copy()
+    return paint_outlines(out, masks, width)
+
+
+def paint_outlines(rgb: np.ndarray, masks: Sequence[np.ndarray | MaskCrop | None], width: int = 1) -> np.ndarray:
+    """Paint each instance's outline into ``rgb`` in place, in order (overlaps keep both, later on top), each in
+    its own colour (``instance_colours``); returns ``rgb``.
+
+    Args:
+        rgb: (H, W, 3) float in [0, 1], or uint8 (colours as ``round(255 * colour)``).
+        masks: per instance an (H, W) bool mask, a ``MaskCrop`` in image coordinates (drawn where it lies, at a
+            cost that follows the crop, not the image), or None (nothing to draw; it keeps its colour).
+        width: outline thickness in pixels (inside the mask).
+    """
     colours = instance_colours(len(masks))
+    if rgb.dtype == np.uint8:
+        colours = (colours * 255).round().astype(np.uint8)
     for mask, colour in zip(masks, colours, strict=True):
-        inner = ndimage.binary_erosion(mask, iterations=width, border_value=0)
-        out[mask & ~inner] = colour
-    return out
+        crop = mask if mask is None or isinstance(mask, MaskCrop) else tight_crop(np.asarray(mask, dtype=bool))
+        if crop is not None:
+            rgb[crop.y0 : crop.y1, crop.x0 : crop.x1][outline(crop.mask, width)] = colour
+    return rgb
+
+
+def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """The pixels of a bool mask within ``width`` (4-connected steps) of its edge: ``mask`` less its erosion,
+    with everything outside the array empty, so a tight crop's outline is the full mask's outline there."""
+    return mask & ~ndimage.binary_erosion(mask, iterations=width, border_value=0)
 
 
 def ga_composite(maps: Sequence[np.ndarray], ga_factor: float) -> np.ndarray:

@@ -90,7 +90,7 @@ def test_resume_accepts_other_scoring_settings(tmp_path: Path) -> None:
 
 def test_non_finite_loss_names_iteration_and_images(tmp_path: Path) -> None:
     with pytest.raises(NonFiniteLossError, match=r"iteration 0 .* image ids \[\d+, \d+\]"):
-        fit(cfg("train.max_iters=1", "train.eval_period=0", "model.ga_loss_weight=.inf"), tmp_path / "nan",
+        fit(cfg("train.max_iters=1", "train.eval_period=0", "model.ga_loss_weight=1.0e+300"), tmp_path / "nan",
             progress=False)
 
 

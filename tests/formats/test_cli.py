@@ -60,14 +60,19 @@ def gt_masks(ann_path: Path) -> dict[str, list[tuple[int, np.ndarray]]]:
     return out
 
 
+def visible(folder: Path) -> list[str]:
+    """The files of ``folder`` a user sees (not gains's hidden owner marker and lock file)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
 def test_export_imagej_and_geojson_keep_overlapping_ground_truth(small_coco: Path, tmp_path: Path, capsys) -> None:
     folder = small_coco.parent
     truth = gt_masks(small_coco)
     assert main(["export", str(folder), "--to", "imagej", "--out", str(tmp_path / "ij")]) == 0
     assert main(["export", str(folder), "--to", "geojson", "--out", str(tmp_path / "qp")]) == 0
     assert "exported" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "ij").iterdir()) == ["a_rois.zip", "b_rois.zip"]
-    assert sorted(p.name for p in (tmp_path / "qp").iterdir()) == ["a.geojson", "b.geojson"]
+    assert visible(tmp_path / "ij") == ["a_rois.zip", "b_rois.zip"]
+    assert visible(tmp_path / "qp") == ["a.geojson", "b.geojson"]
     names = {1: "cell", 2: "nucleus"}
     cats = {a["id"]: a["category_id"] for a in json.loads(small_coco.read_text())["annotations"]}
     for stem, instances in truth.items():
@@ -90,8 +95,12 @@ def test_export_refuses_a_non_empty_folder_and_colliding_stems(small_coco: Path,
     assert main(["export", str(small_coco.parent), "--to", "geojson", "--out", str(tmp_path / "busy")]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["export", str(small_coco.parent), "--to", "geojson", "--out", str(tmp_path / "busy"),
+                 "--overwrite"]) == 2  # --overwrite replaces only a folder gains made
+    assert "not made by gains" in capsys.readouterr().err and visible(tmp_path / "busy") == ["keep.txt"]
+    assert main(["export", str(small_coco.parent), "--to", "imagej", "--out", str(tmp_path / "ours")]) == 0
+    assert main(["export", str(small_coco.parent), "--to", "geojson", "--out", str(tmp_path / "ours"),
                  "--overwrite"]) == 0
-    assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == ["a.geojson", "b.geojson"]
+    assert visible(tmp_path / "ours") == ["a.geojson", "b.geojson"]
     doc = json.loads(small_coco.read_text())
     Image.open(small_coco.parent / "images" / "b.png").save(small_coco.parent / "images" / "b.tif")
     doc["images"][1]["file_name"] = "b.tif"

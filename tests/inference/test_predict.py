@@ -236,10 +236,11 @@ def test_per_image_limits_follow_the_network_area_whole_or_tiled(tiny_run: Path)
     model.backbone.register_forward_pre_hook(lambda mod, args: seen.append(
         (rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"], heads.detections_per_img)))
     scene = (np.random.default_rng(5).random((96, 96)) * 255).astype(np.uint8)
-    Predictor(model, cats, torch.device("cpu"), tile=None).predict(np.tile(scene, (2, 3)))  # 192 x 288: 6x
+    Predictor(model, cats, torch.device("cpu"), tile=None).predict(np.tile(scene, (2, 3)))  # 192 x 288: 6x the
+    # test area; detections capped at the largest training image (96 x 128 network pixels: 4/3 of 96 x 96)
     Predictor(model, cats, torch.device("cpu"), tile=96, overlap=16).predict(np.tile(scene, (2, 2)))
     Predictor(model, cats, torch.device("cpu"), tile=None).predict(scene[:48])  # smaller: never below the model's
-    assert seen[0] == tuple(6 * n for n in base)
+    assert seen[0] == (6 * base[0], 6 * base[1], round(base[2] * 4 / 3))
     assert set(seen[1:-1]) == {base} and len(seen) == 1 + 9 + 1
     assert seen[-1] == base
     assert (rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"], heads.detections_per_img) == base

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from gains.atomic import atomic_write, staged_folder
+from gains.atomic import atomic_write
 from gains.errors import InputError
 from gains.gamm.raster import MaskCrop, tight_crop
 from gains.imageio import encode_tiff, image_size
+from gains.outputs import staged_folder
 
 
 @dataclass
@@ -46,27 +47,29 @@ class Sample:
 def crop_to_rle(crop: MaskCrop, height: int, width: int) -> dict[str, Any]:
     """Compressed COCO RLE (counts as str, JSON-ready) of a mask crop placed in a (height, width) image.
 
-    Only the crop's columns are materialised (full height), so the cost does not grow with the image.
+    The runs are read off the crop alone (see ``crop_runs``): nothing of the image's size is made, so the
+    cost follows the crop whatever the image's size. Bit for bit pycocotools' encoding of the full mask.
     """
     from pycocotools import mask as mask_utils
 
-    cols = np.zeros((height, crop.mask.shape[1]), dtype=bool)
-    cols[crop.y0 : crop.y1] = crop.mask
-    flat = cols.ravel(order="F")
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate(([0], change, [flat.size]))
-    runs = np.diff(bounds).tolist()
-    if flat[0]:  # RLE starts with a run of zeros
-        runs.insert(0, 0)
-    runs[0] += crop.x0 * height
-    tail = (width - crop.x1) * height
-    if tail:
-        if len(runs) % 2 == 1:  # last run is zeros: extend it
-            runs[-1] += tail
-        else:
-            runs.append(tail)
-    rle = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+    rle = mask_utils.frPyObjects({"size": [height, width], "counts": crop_runs(crop, height, width)}, height, width)
     return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+
+
+def crop_runs(crop: MaskCrop, height: int, width: int) -> list[int]:
+    """Uncompressed COCO RLE counts of a crop placed in a (height, width) image, as pycocotools writes them:
+    alternating run lengths of 0s and 1s in column-major order, starting with 0s (a run of length 0 when
+    pixel (0, 0) is set), every run of length > 0 after that. ``crop.mask`` need not be tight.
+    """
+    h, w = crop.mask.shape
+    padded = np.zeros((w, h + 2), dtype=np.int8)  # one crop column a row, an empty pixel above and below it
+    padded[:, 1:-1] = crop.mask.T
+    cols, rows = np.nonzero(np.diff(padded, axis=1))  # a run of 1s starts or ends at crop row ``rows``
+    edges = (crop.x0 + cols).astype(np.int64) * height + (crop.y0 + rows)  # column-major image index, increasing
+    joined = np.flatnonzero(edges[1:] == edges[:-1])  # a run ending at a column's foot as the next starts at its head
+    edges = np.delete(edges, np.concatenate((joined, joined + 1)))
+    runs = np.diff(edges, prepend=0, append=height * width)
+    return runs[:-1].tolist() if runs[-1] == 0 else runs.tolist()
 
 
 def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -95,16 +98,18 @@ def _write_image(path: Path, image: np.ndarray) -> None:
 
 def write_dataset(
     out: str | Path, samples: Iterable[Sample], categories: Sequence[dict[str, Any]],
-    info: dict[str, Any] | None = None, overwrite: bool = False,
+    info: dict[str, Any] | None = None, overwrite: bool = False, inputs: Sequence[str | Path | None] = (),
 ) -> Path:
     """Write a canonical dataset folder; returns the path of its ``annotations.json``.
 
+    ``inputs``: the files and folders the samples are read from; ``out`` must lie apart from them.
+
     Raises:
-        InputError: ``out`` exists and is not empty (without ``overwrite``), or an instance mask is
-            empty or of another size than its image.
+        InputError: ``out`` collides with an input, exists and is not empty (without ``overwrite``) or is not a
+            dataset folder of ours, or an instance mask is empty or of another size than its image.
     """
     out = Path(out)
-    with staged_folder(out, overwrite) as tmp:
+    with staged_folder(out, overwrite, "dataset", inputs) as tmp:
         images, anns = [], []
         for image_id, sample in enumerate(samples, start=1):
             if sample.source is not None:

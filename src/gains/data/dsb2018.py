@@ -80,6 +80,7 @@ def convert_dsb2018(root: str | Path, out: str | Path, subset: str | Path | None
                 bar.update(1)
 
     try:
-        return write_dataset(out, samples(), CATEGORIES, info={"source": f"DSB2018 {root}"}, overwrite=overwrite)
+        return write_dataset(out, samples(), CATEGORIES, info={"source": f"DSB2018 {root}"}, overwrite=overwrite,
+                             inputs=[root, subset])
     finally:
         bar.close()

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gains.atomic import atomic_write, staged_folder
+from gains.atomic import atomic_write
 from gains.data.stats import pair_relation
 from gains.errors import InputError
-from gains.gamm.coco import checked_image_file, load_coco
-from gains.gamm.raster import segmentation_to_crop
+from gains.gamm.coco import annotation_crop, checked_image_file, load_coco
 from gains.imageio import encode_tiff
+from gains.outputs import staged_folder
 
 
 def export_dataset(folder: str | Path, to: str, out: str | Path, overwrite: bool = False) -> Path:
@@ -31,11 +31,11 @@ def export_dataset(folder: str | Path, to: str, out: str | Path, overwrite: bool
         raise InputError(f"unknown export format {to!r}; expected labels or masks")
     folder, out = Path(folder), Path(out)
     coco = load_coco(folder / "annotations.json")
-    with staged_folder(out, overwrite) as tmp:
+    with staged_folder(out, overwrite, "export", [folder]) as tmp:
         for image in coco.images:
             src, h, w = checked_image_file(coco, image, folder / "images")
             anns = coco.anns_by_image[image.id]
-            crops = [segmentation_to_crop(a["segmentation"], h, w) for a in anns]
+            crops = [annotation_crop(coco.path, a, h, w) for a in anns]
             stem = Path(image.file_name).stem
             if to == "labels":
                 for i in range(len(crops)):

@@ -78,7 +78,7 @@ def convert_masks(root: str | Path, out: str | Path, category: str = "object", o
     if not folders:
         raise InputError(f"{root}: no sub-folders")
     return write_dataset(out, (read_mask_folder(f) for f in folders), [{"id": 1, "name": category}],
-                         info={"source": f"mask folders {root}"}, overwrite=overwrite)
+                         info={"source": f"mask folders {root}"}, overwrite=overwrite, inputs=[root])
 
 
 def label_crops(label: np.ndarray, where: str) -> list[MaskCrop]:
@@ -123,4 +123,5 @@ def convert_labels(images_dir: str | Path, labels_dir: str | Path, out: str | Pa
             yield Sample(image.name, None, crops, [1] * len(crops), source=image)
 
     return write_dataset(out, samples(), [{"id": 1, "name": category}],
-                         info={"source": f"label images {labels_dir}"}, overwrite=overwrite)
+                         info={"source": f"label images {labels_dir}"}, overwrite=overwrite,
+                         inputs=[images_dir, labels_dir])

@@ -72,4 +72,5 @@ def convert_isbi2014(images_dir: str | Path, gt_mat: str | Path, out: str | Path
                 crops.append(tight_crop(labels[sl] == k, sl[0].start, sl[1].start))
             yield Sample(file.name, None, crops, [1] * len(cells[i]) + [2] * n, source=file)
 
-    return write_dataset(out, samples(), CATEGORIES, info={"source": f"ISBI2014 train {gt_mat}"}, overwrite=overwrite)
+    return write_dataset(out, samples(), CATEGORIES, info={"source": f"ISBI2014 train {gt_mat}"}, overwrite=overwrite,
+                         inputs=[images_dir, gt_mat])

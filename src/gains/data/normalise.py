@@ -15,7 +15,7 @@ import numpy as np
 from gains.data.canonical import Sample, write_dataset
 from gains.errors import InputError
 from gains.gamm.coco import checked_image_file, load_coco
-from gains.gamm.raster import MaskCrop, tight_crop
+from gains.gamm.raster import MaskCrop, decode_rle_mask, segmentation_rle, tight_crop
 
 COMPUTED = {"id", "image_id", "category_id", "segmentation", "bbox", "area", "iscrowd"}
 
@@ -24,36 +24,9 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
     """Bool (H, W) mask of a COCO segmentation with pycocotools' rasterisation.
 
     Raises:
-        ValueError: malformed polygon or RLE, or an RLE of another size.
+        ValueError: a segmentation ``gains.gamm.checks.check_segmentation`` refuses, or a corrupt RLE string.
     """
-    from pycocotools import mask as mask_utils
-
-    if isinstance(segmentation, list):
-        polys = []
-        for poly in segmentation:
-            arr = np.asarray(poly, dtype=np.float64).ravel()
-            if arr.size < 6 or arr.size % 2 or not np.all(np.isfinite(arr)):
-                raise ValueError("polygon needs an even number (>= 6) of finite coordinates")
-            polys.append(arr.tolist())
-        if not polys:
-            raise ValueError("segmentation has no polygon")
-        rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-    elif isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
-        if [int(v) for v in segmentation["size"]] != [height, width]:
-            raise ValueError(f"RLE size {segmentation['size']} differs from the image size [{height}, {width}]")
-        counts = segmentation["counts"]
-        if isinstance(counts, list):
-            if sum(counts) != height * width:
-                raise ValueError("uncompressed RLE counts do not add up to height * width")
-            rle = mask_utils.frPyObjects(segmentation, height, width)
-        else:
-            rle = {"size": [height, width], "counts": counts.encode() if isinstance(counts, str) else counts}
-    else:
-        raise ValueError("segmentation must be a list of polygons or an RLE object")
-    try:
-        return mask_utils.decode(rle).astype(bool)
-    except Exception as exc:
-        raise ValueError(f"corrupt RLE: {exc}") from exc
+    return decode_rle_mask(segmentation_rle(segmentation, height, width))
 
 
 def convert_coco(annotations: str | Path, images_dir: str | Path, out: str | Path, overwrite: bool = False) -> Path:
@@ -82,4 +55,5 @@ def convert_coco(annotations: str | Path, images_dir: str | Path, out: str | Pat
                 extra.append({"orig_id": ann["id"], **{k: v for k, v in ann.items() if k not in COMPUTED}})
             yield Sample(image.file_name, None, crops, cats, extra, source=file)
 
-    return write_dataset(out, samples(), coco.categories, info={"source": f"COCO {coco.path}"}, overwrite=overwrite)
+    return write_dataset(out, samples(), coco.categories, info={"source": f"COCO {coco.path}"}, overwrite=overwrite,
+                         inputs=[coco.path, images_dir])

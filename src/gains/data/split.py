@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 
 from gains.atomic import atomic_write
 from gains.errors import InputError
+from gains.jsonfile import parse_json
 
 PRESETS = ("isbi2014-30-15",)
 
@@ -46,11 +48,13 @@ def split_dataset(folder: str | Path, ratios: tuple[float, ...] = (6, 2, 2), see
     ann = folder / "annotations.json"
     try:
         raw = ann.read_bytes()
-        doc = json.loads(raw)
-    except (OSError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise InputError(f"{ann}: cannot read annotations ({exc})") from exc
+    doc = parse_json(raw, ann)
     sha = hashlib.sha256(raw).hexdigest()
     images = doc.get("images") or []
+    if not images:
+        raise InputError(f"{ann}: no images, nothing to split")
     if preset is not None:
         if preset != "isbi2014-30-15":
             raise InputError(f"unknown split preset {preset!r}; expected one of {PRESETS}")
@@ -60,8 +64,8 @@ def split_dataset(folder: str | Path, ratios: tuple[float, ...] = (6, 2, 2), see
         parts = {"train": {by_number[k] for k in range(1, 31)}, "test": {by_number[k] for k in range(31, 46)}}
         parts["val"] = parts["test"]
     else:
-        if len(ratios) != 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
-            raise InputError(f"ratios must be three non-negative numbers, got {ratios}")
+        if len(ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in ratios) or sum(ratios) <= 0:
+            raise InputError(f"ratios must be three finite numbers >= 0, not all 0, got {ratios}")
         ids = np.asarray([im["id"] for im in images])
         order = ids[np.random.default_rng(seed).permutation(len(ids))]
         total = float(sum(ratios))

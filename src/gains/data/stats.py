@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from gains.gamm.coco import load_coco
-from gains.gamm.raster import MaskCrop, segmentation_to_crop
+from gains.errors import InputError
+from gains.gamm.checks import check_bbox, is_number
+from gains.gamm.coco import annotation_crop, load_coco
+from gains.gamm.raster import MaskCrop
 
 CROSS = ndimage.generate_binary_structure(2, 1)
 
@@ -47,8 +50,6 @@ def training_scale(annotations: str | Path, test_size: int, max_size: int) -> tu
     Raises:
         InputError: an image without height/width or a set without annotations.
     """
-    from gains.errors import InputError
-
     coco = load_coco(annotations)
     factors, diameters = [], []
     for image in coco.images:
@@ -57,11 +58,31 @@ def training_scale(annotations: str | Path, test_size: int, max_size: int) -> tu
         f = min(test_size / min(image.height, image.width), max_size / max(image.height, image.width))
         factors.append(f)
         for a in coco.anns_by_image[image.id]:
-            area = float(a.get("area") or a["bbox"][2] * a["bbox"][3])
+            area = _area(coco.path, a, image.height, image.width)
             diameters.append(2.0 * np.sqrt(area / np.pi) * f)
     if not diameters:
         raise InputError(f"{coco.path}: no annotation to measure object sizes on")
     return float(np.median(factors)), float(np.median(diameters))
+
+
+def _area(path: Path, ann: dict[str, Any], height: int, width: int) -> float:
+    """The annotation's ``area``, else (missing or 0) its ``bbox`` width x height.
+
+    Raises:
+        InputError: neither a finite non-negative area nor a valid bbox (``gains.gamm.checks.check_bbox``).
+    """
+    area = ann.get("area")
+    try:
+        if area is not None and not (is_number(area) and math.isfinite(area) and area >= 0):
+            raise ValueError(f"area must be a finite number >= 0, got {area!r}")
+        if area:
+            return float(area)
+        if ann.get("bbox") is None:
+            raise ValueError("no area and no bbox to measure the object size on")
+        _, _, w, h = check_bbox(ann["bbox"], height, width)
+    except ValueError as exc:
+        raise InputError(f"{path}: annotation {ann['id']} (image {ann['image_id']}): {exc}") from exc
+    return w * h
 
 
 def dataset_stats(annotations: str | Path) -> dict[str, Any]:
@@ -88,10 +109,9 @@ def dataset_stats(annotations: str | Path) -> dict[str, Any]:
                 has_cto = True
                 for k in cto:
                     cto[k] += bool(a["cto"].get(k))
-        if len(anns) < 2 or image.height is None:
+        if image.height is None:
             continue
-        crops = [(a["category_id"], segmentation_to_crop(a["segmentation"], image.height, image.width))
-                 for a in anns]
+        crops = [(a["category_id"], annotation_crop(coco.path, a, image.height, image.width)) for a in anns]
         crops = [(cat, c) for cat, c in crops if c is not None]
         for i in range(len(crops)):
             for j in range(i + 1, len(crops)):

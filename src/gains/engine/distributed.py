@@ -6,10 +6,13 @@ The backend follows the device (gloo on CPU, nccl on CUDA). Rank 0 logs and writ
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from gains.errors import InputError
 
 
 def world_size() -> int:
@@ -24,18 +27,37 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:i``; under torchrun CUDA uses LOCAL_RANK."""
+def device_problem(spec: str) -> str | None:
+    """Why the device ``spec`` (``auto``, ``cpu``, ``cuda`` or ``cuda:i``) cannot be used here, naming the
+    devices this machine has; None when it can."""
+    if spec in ("auto", "cpu"):
+        return None
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    have = ", ".join(["cpu", *(f"cuda:{i}" for i in range(n))])
+    if not re.fullmatch(r"cuda(:\d+)?", spec):
+        return f"expected auto, cpu, cuda or cuda:i; this machine has {have}"
+    if n == 0:
+        return f"CUDA is not available; this machine has {have}"
+    if ":" in spec and int(spec.split(":")[1]) >= n:
+        return f"no such device; this machine has {have}"
+    return None
+
+
+def resolve_device(spec: str, key: str = "device") -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:i``; under torchrun CUDA uses LOCAL_RANK.
+
+    Raises:
+        InputError: a device this machine does not have, as one line prefixed with ``key`` (e.g. ``train.device``).
+    """
+    problem = device_problem(spec)
+    if problem:
+        raise InputError(f"{key} {spec!r}: {problem}")
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {spec!r} asked for but CUDA is not available")
         if spec == "cuda":
             spec = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         torch.cuda.set_device(torch.device(spec))
-    elif spec != "cpu":
-        raise ValueError(f"unknown device {spec!r}; expected auto, cpu, cuda or cuda:i")
     return torch.device(spec)
 
 

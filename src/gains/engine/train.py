@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from gains import outputs
 from gains.atomic import atomic_link, atomic_write
 from gains.config import PRECISION_NAMES, Config, config_changes, config_to_dict, dump_config, replace, saved_config
 from gains.data.dataset import InstanceDataset, collate
@@ -43,13 +44,13 @@ log = logging.getLogger("gains.train")
 RESUMABLE_CHANGES = frozenset({"train.max_iters", "train.max_minutes", "train.device", "train.amp",
                                "train.eval_period", "train.checkpoint_period", "train.log_period", "eval.score_thresh",
                                "eval.max_dets", "model.test_scale", "model.object_size"})
+# the files that make a folder a training run: another run there needs --resume or --overwrite
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
 
 
 def gamm_params(cfg: Config) -> GammParams:
-    g = cfg.gamm
-    return GammParams.for_variant(g.variant, window_size=g.window_size, ga_factor=g.ga_factor,
-                                  overlap_hl=g.overlap_hl, target_category=g.target_category, anchor=g.anchor,
-                                  every_category=g.every_category, zero_maps=g.zero_maps)
+    """The GA-map parameters of ``cfg`` (``GammConfig.params``)."""
+    return cfg.gamm.params()
 
 
 def resolve_data(cfg: Config, run_dir: Path) -> tuple[Path, Path | None, Path | None]:
@@ -93,10 +94,14 @@ def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_
     if d.jitter:
         steps.append(PhotometricJitter())
     gamm = gamm_params(cfg) if cfg.model.variant == "gains" else None
-    return InstanceDataset(train_json, images, gamm=gamm,
-                           ga_store=cfg.gamm.store if gamm is not None else None,
-                           cache_dir=run_dir / "ga_cache", transforms=Compose(steps) if steps else None,
-                           keep_empty=d.keep_empty, normalisation=Normalisation.of_model(cfg.model), crops=crops)
+    dataset = InstanceDataset(train_json, images, gamm=gamm,
+                              ga_store=cfg.gamm.store if gamm is not None else None,
+                              cache_dir=run_dir / "ga_cache", transforms=Compose(steps) if steps else None,
+                              keep_empty=d.keep_empty, normalisation=Normalisation.of_model(cfg.model), crops=crops)
+    if not len(dataset):
+        raise InputError(f"{train_json}: no images, nothing to train on" + ("" if d.keep_empty else
+                         " (images without annotations are left out unless data.keep_empty=true)"))
+    return dataset
 
 
 def _peak_memory_mib(device: torch.device) -> float:
@@ -113,28 +118,63 @@ def _truncate_metrics(path: Path, start: int) -> None:
     atomic_write(path, lambda fh: fh.write(("\n".join(keep) + "\n" if keep else "").encode()))
 
 
+def open_run(run_dir: Path, resume: bool = False, overwrite: bool = False) -> outputs.Claim:
+    """Claim ``run_dir`` for training (``gains.outputs``): a new or empty folder, or a run of ours, locked against a
+    second trainer. A folder that already holds a run (``RUN_FILES``) needs ``resume`` (continue it) or
+    ``overwrite`` (empty it and start again); a non-empty folder that is not a run of ours is refused either way.
+
+    Raises:
+        InputError: ``run_dir`` is not ours, holds a run and neither flag is given, or another process trains in it.
+    """
+    if resume and overwrite:
+        raise InputError("--resume and --overwrite exclude each other: continue the run or start it again")
+    held = outputs.claim(run_dir, "run", replace=overwrite)
+    trained = [f for f in RUN_FILES if (run_dir / f).exists()]
+    if trained and not resume:
+        held.release()
+        raise InputError(f"{run_dir}: holds a training run ({', '.join(trained)}); pass --resume to continue it or "
+                         "--overwrite to start it again")
+    return held
+
+
 def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
-        clock: Callable[[], float] | None = None) -> dict[str, Any]:
+        clock: Callable[[], float] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir``; returns a summary (iterations, why it stopped, last losses, best val AP).
 
     With ``train.max_minutes`` the run stops when its training time reaches the budget (or at
     ``max_iters``, whichever comes first) and its LR schedule runs on the elapsed fraction (``TimeBudget``;
     ``clock`` replaces its ``time.monotonic``). ``RUN_DIR/train_summary.json`` records the iterations
     reached, the reason it stopped, the training seconds and the autocast mode used (``train.amp`` resolved).
-    """
-    from tqdm import tqdm
 
+    ``run_dir`` is claimed by ``open_run`` (``resume`` / ``overwrite`` for a folder that holds a run). A run that
+    fails before its first checkpoint in a folder it made removes that folder again (Ctrl-C keeps it).
+    """
     run_dir = Path(run_dir)
     if cfg.model.variant == "gains":
         gamm_params(cfg)  # a bad GAMM setting fails here (ValueError), before anything is written
-    device = dist.resolve_device(cfg.train.device)
+    device = dist.resolve_device(cfg.train.device, "train.device")
     amp = resolve_amp(cfg.train.amp, device)  # a bad value fails here, before anything is written
     log.info("training on %s in %s (train.amp=%s)", device, PRECISION_NAMES[amp], cfg.train.amp)
     distributed = dist.init_distributed(device)
+    held = open_run(run_dir, resume, overwrite) if dist.is_main() else None
+    try:
+        return _train(cfg, run_dir, resume, progress, clock, device, amp, distributed)
+    except Exception:
+        if held is not None and not any((run_dir / f).exists() for f in ("last.pt", "best.pt")):
+            held.discard()  # nothing to resume from: what this run made goes (a folder that was there stays)
+        raise
+    finally:
+        if held is not None:
+            held.release()
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, clock: Callable[[], float] | None,
+           device: torch.device, amp: str, distributed: bool) -> dict[str, Any]:
+    """The body of ``fit``, in a claimed run folder."""
+    from tqdm import tqdm
+
     rank, world = dist.rank(), dist.world_size()
     torch.manual_seed(cfg.train.seed)
-    if dist.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
     train_json, val_json, images = resolve_data(cfg, run_dir)
     cfg = with_test_scale(cfg, train_json)
     if dist.is_main():

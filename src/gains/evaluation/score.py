@@ -24,37 +24,37 @@ from gains.errors import InputError
 from gains.evaluation.coco import coco_ap
 from gains.evaluation.contact import CONTACT, contact_metrics
 from gains.evaluation.metrics import aji_gains, aji_kumar, aji_plus, dsb_score, pq_f1
+from gains.gamm.checks import check_bbox
 from gains.gamm.coco import load_coco
+from gains.gamm.raster import segmentation_rle
+from gains.jsonfile import read_json
 
 PER_IMAGE = ("aji_gains", "aji", "aji_plus", "pq", "f1_50", "dsb_score", *CONTACT)
 AP_KEYS = ("segm/AP", "segm/AP50", "segm/AP75", "bbox/AP")
 
 
 def _to_rle(seg: Any, h: int, w: int, where: str) -> dict[str, Any]:
-    from pycocotools import mask as mask_utils
+    """pycocotools' compressed RLE of a ground-truth or result segmentation (``segmentation_rle``).
 
-    if isinstance(seg, list):
-        return mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
-    if isinstance(seg, dict) and "counts" in seg and "size" in seg:
-        if [int(v) for v in seg["size"]] != [h, w]:
-            raise InputError(f"{where}: mask size {list(seg['size'])} differs from the image size [{h}, {w}]")
-        if isinstance(seg["counts"], list):
-            return mask_utils.frPyObjects(seg, h, w)
-        counts = seg["counts"].encode() if isinstance(seg["counts"], str) else seg["counts"]
-        return {"size": [h, w], "counts": counts}
-    raise InputError(f"{where}: segmentation must be polygons or RLE")
+    Raises:
+        InputError: a segmentation the checks refuse (``gains.gamm.checks``), naming ``where``.
+    """
+    if isinstance(seg, dict) and isinstance(seg.get("size"), list) and seg["size"] != [h, w]:  # gains score's words
+        raise InputError(f"{where}: mask size {seg['size']} differs from the image size [{h}, {w}]")
+    try:
+        return segmentation_rle(seg, h, w)
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from exc
 
 
 def load_results(path: str | Path, sizes: dict[int, tuple[int, int]], categories: set[int]) -> list[dict[str, Any]]:
     """Read and check a COCO results file (a JSON list of {image_id, category_id, segmentation, score}).
 
     Raises:
-        InputError: unparsable file, unknown image or category, non-finite score, mask of the wrong size.
+        InputError: unparsable file, unknown image or category, non-finite score, a segmentation or box the
+            checks of ``gains.gamm.checks`` refuse (non-finite or far-away coordinates, a mask of the wrong size).
     """
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read results ({exc})") from exc
+    data = read_json(path)
     if not isinstance(data, list):
         raise InputError(f"{path}: results must be a JSON list")
     out = []
@@ -62,14 +62,19 @@ def load_results(path: str | Path, sizes: dict[int, tuple[int, int]], categories
         where = f"{path}: result {k}"
         if not isinstance(r, dict) or "segmentation" not in r:
             raise InputError(f"{where}: needs image_id, category_id, segmentation and score")
-        if r.get("image_id") not in sizes:
+        if type(r.get("image_id")) is not int or r["image_id"] not in sizes:
             raise InputError(f"{where}: image_id {r.get('image_id')!r} is not in the ground truth")
-        if r.get("category_id") not in categories:
+        if type(r.get("category_id")) is not int or r["category_id"] not in categories:
             raise InputError(f"{where}: category_id {r.get('category_id')!r} is not in the ground truth")
         score = r.get("score")
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
             raise InputError(f"{where}: score must be a finite number, got {score!r}")
         h, w = sizes[r["image_id"]]
+        if "bbox" in r:
+            try:
+                check_bbox(r["bbox"], h, w)
+            except ValueError as exc:
+                raise InputError(f"{where}: {exc}") from exc
         out.append({**r, "rle": _to_rle(r["segmentation"], h, w, where)})
     return out
 
@@ -139,11 +144,11 @@ def score(gt_json: str | Path, results_json: str | Path, score_thresh: float = 0
     for im in coco.images:
         h, w = sizes[im.id]
         for a in coco.anns_by_image[im.id]:
-            rle = _to_rle(a["segmentation"], h, w, f"{coco.path}: annotation {a['id']}")
+            rle = _to_rle(a["segmentation"], h, w, f"{coco.path}: annotation {a['id']} (image {im.id})")
             gt_by_key.setdefault((im.id, a["category_id"]), []).append({"rle": rle})
     gt_cats = sorted({cat for _, cat in gt_by_key})
-    plain = [{k: v for k, v in r.items() if k != "rle"} for r in results]
-    boxed = plain if all("bbox" in r for r in plain) else _with_boxes(results)
+    plain = [_as_rle_result(r) for r in results]
+    boxed = plain if all("bbox" in r for r in results) else _with_boxes(results)
     rows: list[dict[str, Any]] = []
     per_cat: dict[str, dict[str, float]] = {}
     for cat in gt_cats:
@@ -173,6 +178,12 @@ def score(gt_json: str | Path, results_json: str | Path, score_thresh: float = 0
             "per_category": per_cat}, rows
 
 
+def _as_rle_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A result for pycocotools' ``loadRes`` with its segmentation as the compressed RLE checked here
+    (``loadRes`` takes no polygons for masks, and no uncompressed counts)."""
+    return {k: v for k, v in result.items() if k != "rle"} | {"segmentation": result["rle"]}
+
+
 def _with_boxes(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Results with xywh boxes taken from their masks (for bbox AP when the file has none)."""
     from pycocotools import mask as mask_utils
@@ -180,7 +191,7 @@ def _with_boxes(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in results:
         box = [float(v) for v in mask_utils.toBbox(r["rle"])]
-        out.append({k: v for k, v in r.items() if k != "rle"} | {"bbox": box})
+        out.append(_as_rle_result(r) | {"bbox": box})
     return out
 
 

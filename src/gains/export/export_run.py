@@ -160,6 +160,9 @@ def export_model(spec: str | Path, to: str, out: str | Path, overwrite: bool = F
     start = time.perf_counter()
     if to not in FORMATS:
         raise InputError(f"unknown export format {to!r}; choose from {', '.join(FORMATS)}")
+    if to == "onnx" and not onnx_export.MIN_OPSET <= opset <= onnx_export.MAX_OPSET:
+        raise InputError(f"--opset {opset}: the ONNX export needs an opset from {onnx_export.MIN_OPSET} to "
+                         f"{onnx_export.MAX_OPSET}")
     out = Path(out)
     _check_output(out, overwrite)
     model, cfg, categories = load_model(spec, overrides, "cpu")

@@ -24,7 +24,6 @@ program) runs, per image of H x W pixels:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from torchvision.models.detection.transform import resize_boxes
 
 from gains.data.dataset import image_to_tensor
 from gains.intensity import Normalisation
+from gains.jsonfile import read_json
 from gains.models.transform import GainsTransform
 
 
@@ -47,7 +47,7 @@ def sidecar_path(out: str | Path) -> Path:
 def read_sidecar(out: str | Path) -> dict[str, Any]:
     """The sidecar of an export ``FILE`` (or the path of the JSON itself)."""
     path = Path(out)
-    return json.loads((path if path.suffix == ".json" else sidecar_path(path)).read_text())
+    return read_json(path if path.suffix == ".json" else sidecar_path(path))
 
 
 def normalisation(meta: dict[str, Any]) -> Normalisation:

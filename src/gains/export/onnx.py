@@ -21,6 +21,9 @@ from gains.errors import InputError
 from gains.export.graph import INPUT_NAMES, MaskRCNNGraph, output_names
 
 OPSET = 17
+# opsets the export supports: torchvision registers NMS and RoIAlign for 11 and up, and torch's TorchScript-based
+# exporter stops at 20
+MIN_OPSET, MAX_OPSET = 11, 20
 
 
 def to_bytes(graph: MaskRCNNGraph, example: torch.Tensor, opset: int = OPSET) -> bytes:

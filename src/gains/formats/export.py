@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gains.atomic import staged_folder
 from gains.errors import InputError
 from gains.formats import geojson, imagej
 from gains.formats.records import records_from_annotations
 from gains.gamm.coco import checked_image_file, load_coco
+from gains.outputs import staged_folder
 
 TARGETS = ("imagej", "geojson")
 
@@ -36,7 +36,7 @@ def export_outlines(folder: str | Path, to: str, out: str | Path, overwrite: boo
     folder, out = Path(folder), Path(out)
     coco = load_coco(folder / "annotations.json")
     stems: dict[str, int] = {}
-    with staged_folder(out, overwrite) as tmp:
+    with staged_folder(out, overwrite, "export", [folder]) as tmp:
         for image in coco.images:
             _, h, w = checked_image_file(coco, image, folder / "images")
             stem = Path(image.file_name).stem

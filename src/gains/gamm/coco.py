@@ -6,15 +6,16 @@ Every problem raises ``InputError`` with one line naming the file and the image 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gains.errors import InputError
+from gains.gamm.checks import check_bbox, check_id
 from gains.gamm.maps import InstanceInput
-from gains.gamm.raster import segmentation_to_crop
+from gains.gamm.raster import MaskCrop, segmentation_to_crop
 from gains.imageio import image_size
+from gains.jsonfile import parse_json
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,10 @@ class CocoAnnotations:
 
 
 def _int_field(obj: dict[str, Any], key: str, where: str) -> int:
-    value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{where}: '{key}' must be an integer, got {value!r}")
-    return value
+    try:
+        return check_id(obj.get(key), key)
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from exc
 
 
 def load_coco(path: str | Path) -> CocoAnnotations:
@@ -65,10 +66,7 @@ def load_coco(path: str | Path) -> CocoAnnotations:
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read annotations ({exc.strerror})") from exc
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    data = parse_json(raw, path)
     if not isinstance(data, dict):
         raise InputError(f"{path}: top level must be a JSON object with images, annotations, categories")
     for key in ("images", "annotations", "categories"):
@@ -125,7 +123,9 @@ def load_coco(path: str | Path) -> CocoAnnotations:
 
 
 def resolve_image(image_dir: Path, file_name: str, where: str) -> Path:
-    """``image_dir / file_name``, refusing names that escape the folder (``../``, absolute paths)."""
+    """``image_dir / file_name``, refusing names that escape the folder (``../``, absolute paths) or hold a NUL."""
+    if "\0" in file_name:
+        raise InputError(f"{where}: file_name {file_name!r} contains a NUL byte")
     root = image_dir.resolve()
     target = (root / file_name).resolve()
     if root != target and root not in target.parents:
@@ -133,12 +133,24 @@ def resolve_image(image_dir: Path, file_name: str, where: str) -> Path:
     return target
 
 
-def _bbox(ann: dict[str, Any], crop_box: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+def _bbox(ann: dict[str, Any], crop: MaskCrop, height: int, width: int) -> tuple[float, float, float, float]:
+    """The annotation's xywh ``bbox`` (checked, ``gains.gamm.checks``), else the mask's own box."""
     bbox = ann.get("bbox")
-    if isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox):
-        return (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
-    y0, x0, y1, x1 = crop_box
-    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+    if bbox is not None:
+        return check_bbox(bbox, height, width)
+    return (float(crop.x0), float(crop.y0), float(crop.x1 - crop.x0), float(crop.y1 - crop.y0))
+
+
+def annotation_crop(path: Path, ann: dict[str, Any], height: int, width: int) -> MaskCrop | None:
+    """The mask crop of one annotation of ``path`` on a (height, width) image (None when empty).
+
+    Raises:
+        InputError: a segmentation ``segmentation_to_crop`` refuses, as ``FILE: annotation ID (image ID): why``.
+    """
+    try:
+        return segmentation_to_crop(ann["segmentation"], height, width)
+    except ValueError as exc:
+        raise InputError(f"{path}: annotation {ann['id']} (image {ann['image_id']}): {exc}") from exc
 
 
 def checked_image_file(coco: CocoAnnotations, image: CocoImage, image_dir: Path) -> tuple[Path, int, int]:
@@ -177,11 +189,11 @@ def prepare_image(
             crop = segmentation_to_crop(ann["segmentation"], height, width)
             if crop is None:
                 raise ValueError("empty mask (no pixel inside the segmentation)")
+            bbox = _bbox(ann, crop, height, width)
         except ValueError as exc:
             if not skip_invalid:
                 raise InputError(f"{where}: {exc}") from exc
             skipped.append(f"{where}: {exc}")
             continue
-        box = (crop.y0, crop.x0, crop.y1, crop.x1)
-        instances.append(InstanceInput(int(ann["id"]), int(ann["category_id"]), crop, _bbox(ann, box)))
+        instances.append(InstanceInput(int(ann["id"]), int(ann["category_id"]), crop, bbox))
     return height, width, instances, skipped

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+from gains.errors import InputError
 
 VARIANTS = ("isbi", "chrom", "nuclei")
 ANCHORS = ("topleft", "center")
@@ -15,6 +18,11 @@ VARIANT_DEFAULTS: dict[str, tuple[int, float, float]] = {
     "chrom": (5, 0.5, 0.3),
     "nuclei": (8, 0.8, 0.1),
 }
+
+
+def _number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -50,24 +58,25 @@ class GammParams:
     zero_maps: str = "ones"
 
     def __post_init__(self) -> None:
+        """Refuse unknown choices and out-of-range numbers (``InputError``, a ``ValueError``)."""
         if self.variant not in VARIANTS:
-            raise ValueError(f"unknown GAMM variant {self.variant!r}; expected one of {VARIANTS}")
+            raise InputError(f"unknown GAMM variant {self.variant!r}; expected one of {VARIANTS}")
         if self.anchor not in ANCHORS:
-            raise ValueError(f"unknown window anchor {self.anchor!r}; expected one of {ANCHORS}")
+            raise InputError(f"unknown window anchor {self.anchor!r}; expected one of {ANCHORS}")
         if self.zero_maps not in ZERO_MAPS:
-            raise ValueError(f"unknown zero_maps {self.zero_maps!r}; expected one of {ZERO_MAPS}")
-        if int(self.window_size) != self.window_size or self.window_size < 2:
-            raise ValueError(f"window_size must be an integer >= 2, got {self.window_size!r}")
-        if not self.ga_factor > 0:
-            raise ValueError(f"ga_factor must be > 0, got {self.ga_factor!r}")
-        if not self.overlap_hl >= 0:
-            raise ValueError(f"overlap_hl must be >= 0, got {self.overlap_hl!r}")
+            raise InputError(f"unknown zero_maps {self.zero_maps!r}; expected one of {ZERO_MAPS}")
+        if not _number(self.window_size) or int(self.window_size) != self.window_size or self.window_size < 2:
+            raise InputError(f"window_size must be an integer >= 2, got {self.window_size!r}")
+        if not (_number(self.ga_factor) and self.ga_factor > 0):
+            raise InputError(f"ga_factor must be a finite number > 0, got {self.ga_factor!r}")
+        if not (_number(self.overlap_hl) and self.overlap_hl >= 0):
+            raise InputError(f"overlap_hl must be a finite number >= 0, got {self.overlap_hl!r}")
 
     @classmethod
     def for_variant(cls, variant: str, **overrides: Any) -> GammParams:
         """The README defaults of ``variant``, with any non-None keyword overriding them."""
         if variant not in VARIANT_DEFAULTS:
-            raise ValueError(f"unknown GAMM variant {variant!r}; expected one of {VARIANTS}")
+            raise InputError(f"unknown GAMM variant {variant!r}; expected one of {VARIANTS}")
         ws, ga, ol = VARIANT_DEFAULTS[variant]
         base = cls(variant=variant, window_size=ws, ga_factor=ga, overlap_hl=ol)
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})

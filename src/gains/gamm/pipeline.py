@@ -3,7 +3,9 @@
 ``run_gamm`` reads the annotations, checks every image and annotation, computes the maps image by
 image (``workers`` processes), writes them to ``<out>.partial`` and renames it to ``out`` when all is
 done. An interrupted run resumes from ``<out>.partial`` (finished images are not recomputed); a run
-that fails on bad input removes what it wrote, so no partial store or export is ever left behind.
+that fails on bad input removes what it wrote, so no partial store or export is ever left behind. Only
+folders of ours are written, emptied or replaced, and a second run on the same store fails while the first holds
+its lock (``gains.outputs``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from gains import __version__
+from gains import __version__, outputs
 from gains.atomic import atomic_write
 from gains.errors import InputError
 from gains.gamm.coco import CocoAnnotations, CocoImage, load_coco, prepare_image
@@ -136,6 +138,42 @@ def _build_index(work: Path, coco: CocoAnnotations, run: GammRun) -> dict[str, n
     return index
 
 
+def _check_targets(out: Path | None, export_npy: str | Path | None, inputs: list[str | Path]) -> None:
+    """Refuse outputs that collide with the inputs, or that are folders gains did not make (``gains.outputs``)."""
+    if out is not None:
+        outputs.check_apart(out, inputs, "--out")
+        outputs.check_writable(out, "store")
+    if export_npy is not None:
+        outputs.check_apart(export_npy, inputs, "--export-npy")
+        outputs.check_writable(Path(export_npy), "npy")
+
+
+def _prepare_work(work: Path, key: StoreKey, coco: CocoAnnotations, resume: bool) -> set[str]:
+    """Set up the claimed staging folder ``work``: a partial store made with other settings is emptied; returns
+    the ids (as text) of the images whose maps an interrupted run already wrote. ``resume`` False (an export
+    run): every image is computed again, into ``work/export`` too."""
+    resumable = key.mismatch(_read_manifest(work) or {}) is None
+    if outputs.contents(work) and not resumable:
+        log.info("emptying %s: an unfinished store made with other settings", work)
+        outputs.clear(work)
+    done = {p.stem for p in (work / "maps").glob("*.npz")} if resumable and resume else set()
+    if done:
+        log.info("resuming %s: %d of %d images already done", work, len(done), len(coco.images))
+    (work / "maps").mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (work / "export").mkdir(parents=True, exist_ok=True)
+    _write_json(work / "manifest.json", _manifest(key, coco, False, {}))
+    return done
+
+
+def _move_export(export_tmp: Path, dest: Path) -> None:
+    """Move the finished ``.npy`` maps into ``dest`` (made ours when new; checked up front)."""
+    outputs.mark(dest, "npy")
+    for f in export_tmp.glob("*.npy"):
+        f.replace(dest / f.name)
+    shutil.rmtree(export_tmp)
+
+
 def _publish(work: Path, out: Path, index: dict[str, np.ndarray], key: StoreKey, coco: CocoAnnotations,
              run: GammRun) -> None:
     """Write the index and the complete manifest, then rename the finished folder into place."""
@@ -143,8 +181,8 @@ def _publish(work: Path, out: Path, index: dict[str, np.ndarray], key: StoreKey,
     stats = {"n_images": run.n_images, "n_maps": run.n_maps, "sanitised_nan_maps": run.n_nan,
              "sanitised_zero_maps": run.n_zero, "skipped": run.skipped}
     _write_json(work / "manifest.json", _manifest(key, coco, True, stats))
-    if out.exists():
-        shutil.rmtree(out)
+    outputs.remove_orphans(work)
+    outputs.remove_ours(out, "store")
     work.rename(out)
 
 
@@ -207,7 +245,9 @@ def run_gamm(
         progress: show a progress bar.
 
     Raises:
-        InputError: bad input (nothing is left written), or a stale store at ``out`` without ``overwrite``.
+        InputError: bad input (nothing is left written), a stale store at ``out`` without ``overwrite``, an
+            output that collides with an input or is a folder gains did not make, or a store another gains
+            process is writing.
     """
     if out is None and export_npy is None:
         raise InputError("nothing to write: give a store folder (--out) or --export-npy")
@@ -215,6 +255,8 @@ def run_gamm(
         raise InputError(f"unknown precision {precision!r}; expected one of {sorted(PRECISIONS)}")
     started = time.perf_counter()
     coco = load_coco(annotations)
+    if not coco.images:
+        raise InputError(f"{coco.path}: no images, nothing to compute")
     if params.target_category is None:
         params = replace(params, target_category=min(coco.category_ids, default=1))
         log.info("target category: %d (the smallest category id of %s)", params.target_category, coco.path)
@@ -224,6 +266,7 @@ def run_gamm(
     run = GammRun(store=Path(out) if out is not None else None, params=params, n_images=len(coco.images))
     key = StoreKey(params.to_dict(), coco.sha256, raw, precision, __version__)
     out_path = Path(out) if out is not None else None
+    _check_targets(out_path, export_npy, [coco.path, image_dir])
     if out_path is not None and export_npy is None and (out_path / "manifest.json").exists():
         manifest = _read_manifest(out_path) or {}
         why = key.mismatch(manifest) if manifest.get("complete") else "unfinished"
@@ -236,36 +279,25 @@ def run_gamm(
                              "another folder")
     work = out_path.with_name(out_path.name + ".partial") if out_path is not None else Path(
         str(Path(export_npy)) + ".gains-partial")
-    resumable = work.exists() and key.mismatch(_read_manifest(work) or {}) is None
-    if work.exists() and not resumable:
-        log.info("removing %s: an unfinished store made with other settings", work)
-        shutil.rmtree(work)
-    export_tmp = work / "export" if export_npy is not None else None
-    done = {p.stem for p in (work / "maps").glob("*.npz")} if resumable and export_tmp is None else set()
-    if done:
-        log.info("resuming %s: %d of %d images already done", work, len(done), len(coco.images))
-    (work / "maps").mkdir(parents=True, exist_ok=True)
-    if export_tmp is not None:
-        export_tmp.mkdir(parents=True, exist_ok=True)
-    _write_json(work / "manifest.json", _manifest(key, coco, False, {}))
-    todo = [im for im in coco.images if str(im.id) not in done]
-    job = _Job(coco, Path(image_dir), params, raw, precision, work / "maps", export_tmp, skip_invalid)
+    held = outputs.claim(work, "store")  # ours and locked: a second writer of this store fails here
     try:
+        export_tmp = work / "export" if export_npy is not None else None
+        done = _prepare_work(work, key, coco, resume=export_tmp is None)
+        todo = [im for im in coco.images if str(im.id) not in done]
+        job = _Job(coco, Path(image_dir), params, raw, precision, work / "maps", export_tmp, skip_invalid)
         run.skipped = _run_jobs(job, todo, workers, progress)
+        run.n_computed_images = len(todo)
+        if export_tmp is not None:
+            _move_export(export_tmp, Path(export_npy))  # type: ignore[arg-type]
+        index = _build_index(work, coco, run)
+        if out_path is not None:
+            _publish(work, out_path, index, key, coco, run)
+        else:
+            shutil.rmtree(work)
     except InputError:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # bad input: nothing is left written (an interruption is resumed)
         raise
-    run.n_computed_images = len(todo)
-    if export_npy is not None:
-        dest = Path(export_npy)
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in export_tmp.glob("*.npy"):  # type: ignore[union-attr]
-            f.replace(dest / f.name)
-        shutil.rmtree(export_tmp)  # type: ignore[arg-type]
-    index = _build_index(work, coco, run)
-    if out_path is not None:
-        _publish(work, out_path, index, key, coco, run)
-    else:
-        shutil.rmtree(work)
+    finally:
+        held.release()
     run.seconds = time.perf_counter() - started
     return run

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from gains.gamm.checks import check_segmentation
+
 
 @dataclass(frozen=True)
 class MaskCrop:
@@ -180,39 +182,57 @@ def rasterize_polygons(polygons: list[Any], height: int, width: int) -> MaskCrop
     return tight_crop(union, r0, c0)
 
 
-def decode_rle(segmentation: dict[str, Any], height: int, width: int) -> MaskCrop | None:
-    """Decode a COCO RLE (compressed string or uncompressed counts list) of size [height, width]."""
+def segmentation_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
+    """pycocotools' compressed RLE (``counts`` bytes) of any COCO segmentation, checked first
+    (``gains.gamm.checks.check_segmentation``); polygons are rasterised by pycocotools' rule, not GAMM's.
+
+    Raises:
+        ValueError: a segmentation the checks refuse.
+    """
     from pycocotools import mask as mask_utils
 
-    size = segmentation.get("size")
-    counts = segmentation.get("counts")
-    if size is None or counts is None:
-        raise ValueError("RLE segmentation needs 'size' and 'counts'")
-    if [int(s) for s in size] != [height, width]:
-        raise ValueError(f"RLE size {list(size)} differs from the image size [{height}, {width}]")
+    check_segmentation(segmentation, height, width)
+    if isinstance(segmentation, list):
+        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    counts = segmentation["counts"]
     if isinstance(counts, list):
-        if sum(int(c) for c in counts) != height * width:
-            raise ValueError("uncompressed RLE counts do not add up to height * width")
-        rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-    elif isinstance(counts, (str, bytes)):
-        rle = {"size": [height, width], "counts": counts.encode() if isinstance(counts, str) else counts}
-    else:
-        raise ValueError("RLE 'counts' must be a string or a list of integers")
+        return mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    return {"size": [height, width], "counts": counts.encode() if isinstance(counts, str) else counts}
+
+
+def decode_rle_mask(rle: dict[str, Any]) -> np.ndarray:
+    """The bool (H, W) mask of a pycocotools RLE.
+
+    Raises:
+        ValueError: a corrupt compressed string.
+    """
+    from pycocotools import mask as mask_utils
+
     try:
-        dense = mask_utils.decode(rle).astype(bool)
+        return mask_utils.decode(rle).astype(bool)
     except Exception as exc:  # pycocotools raises bare Exceptions on corrupt strings
         raise ValueError(f"corrupt RLE: {exc}") from exc
-    return tight_crop(dense)
+
+
+def decode_rle(segmentation: dict[str, Any], height: int, width: int) -> MaskCrop | None:
+    """Decode a COCO RLE (compressed string or uncompressed counts list) of size [height, width].
+
+    Raises:
+        ValueError: an RLE that ``check_rle`` refuses, or a corrupt compressed string.
+    """
+    return tight_crop(decode_rle_mask(segmentation_rle(segmentation, height, width)))
 
 
 def segmentation_to_crop(segmentation: Any, height: int, width: int) -> MaskCrop | None:
     """Rasterise any COCO segmentation (polygons, RLE, uncompressed RLE); None when empty.
+
+    The segmentation is checked first (``gains.gamm.checks.check_segmentation``: finite numbers near the
+    image, well-formed RLE).
 
     Raises:
         ValueError: malformed segmentation (the caller adds file and annotation id).
     """
     if isinstance(segmentation, dict):
         return decode_rle(segmentation, height, width)
-    if isinstance(segmentation, list):
-        return rasterize_polygons(segmentation, height, width)
-    raise ValueError(f"unsupported segmentation type {type(segmentation).__name__}")
+    check_segmentation(segmentation, height, width)  # polygons, or a type it refuses
+    return rasterize_polygons(segmentation, height, width)

@@ -43,6 +43,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str, ou
     model.transform.test_scale, scale_note = resolve_scale(cfg.model, scale, object_size)
     gt = split_file(data, split)
     dataset = InstanceDataset(gt, normalisation=Normalisation.of_model(cfg.model))
+    if not len(dataset):
+        raise InputError(f"{gt}: no images, nothing to evaluate")
     unknown = {c["id"] for c in categories} - set(dataset.category_to_label)
     if unknown:
         raise InputError(f"{gt}: categories {sorted(unknown)} of the model are not in this dataset")

@@ -3,6 +3,7 @@ categories."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,8 @@ def resolve_scale(model_cfg: ModelConfig, scale: float | None = None, object_siz
     if scale is not None and object_size is not None:
         raise InputError("give --scale or --object-size, not both")
     for name, value in (("--scale", scale), ("--object-size", object_size)):
-        if value is not None and not value > 0:
-            raise InputError(f"{name} must be positive, got {value}")
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise InputError(f"{name} must be a finite number > 0, got {value}")
     if object_size is not None:
         if model_cfg.object_size is None:
             raise InputError("this model records no object size (trained before the scale rule); pass --scale")

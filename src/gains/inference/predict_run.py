@@ -7,11 +7,13 @@ import logging
 import shutil
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gains import outputs
 from gains.atomic import atomic_write
 from gains.engine import distributed as dist
 from gains.errors import InputError
@@ -20,7 +22,7 @@ from gains.formats.records import records_from_instances
 from gains.inference.loading import load_model, resolve_scale
 from gains.inference.predictor import Instance, Predictor
 from gains.inference.writers import coco_results, write_ga, write_labels, write_overlay
-from gains.inputs import PlaneChoice, check_input, read_planes
+from gains.inputs import PlaneChoice, check_input, check_inputs, read_planes
 from gains.intensity import Normalisation
 from gains.sysinfo import peak_rss_mib
 
@@ -80,8 +82,9 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
     if bad:
         raise InputError(f"unknown output format {bad[0]!r}; choose from {', '.join(FORMATS)}")
     files = input_files(inputs)
+    outputs.check_apart(out, inputs)
     choice = choice or PlaneChoice()
-    images = [(f, label) for f in files for label in check_input(f, choice)]  # image k has id k + 1
+    images = check_inputs(files, choice)  # image k has id k + 1
     stems = [_stem(f, label) for f, label in images]
     clash = next((stem for stem, n in Counter(stems).items() if n > 1), None)  # every header read before the model
     if clash is not None:
@@ -96,6 +99,9 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
             thresh = score_thresh if score_thresh is not None else cfg.eval.score_thresh
             norm = Normalisation.of_model(cfg.model)
             scale, scale_note = resolve_scale(cfg.model, scale, object_size)
+            scaled = replace(choice, scale=scale or 1.0)
+            for file in files:  # the limit on decoded pixels holds after an upscale too
+                check_input(file, scaled)
             predictor = Predictor(model, categories, torch_device, tile=tile, overlap=overlap, scale=scale,
                                   score_thresh=thresh, normalisation=norm, merge=merge)
         except Exception as exc:  # e.g. out of memory on one GPU: every process stops before the folder is made
@@ -105,7 +111,8 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
         if world > 1 and main:
             log.info("predicting %d images on %d processes (image k on process k mod %d)", len(images), world, world)
         out = Path(out)
-        created = _open_out(out)
+        held = _open_out(out)
+        created = held is not None and held.created
         try:
             total, peak = _predict_into(out, images, predictor, norm, formats, categories, progress and main, choice,
                                         remove=out if created else None)
@@ -113,6 +120,9 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
             if created:  # a failed run leaves nothing behind (files of an existing folder are kept)
                 shutil.rmtree(out, ignore_errors=True)
             raise
+        finally:
+            if held is not None:
+                held.release()
     finally:
         if joined:
             dist.cleanup()
@@ -148,20 +158,26 @@ def _agree(failure: tuple[int, BaseException] | None, payload: Any = None, remov
     return [p for _, p in parts]
 
 
-def _open_out(out: Path) -> bool:
-    """Rank 0 makes ``out``, then every process checks that it sees it; True where this call created it."""
-    created, failure = False, None
+def _open_out(out: Path) -> outputs.Claim | None:
+    """Rank 0 claims ``out`` (a new or empty folder, or predictions of ours: ``gains.outputs``), then every process
+    checks that it sees it; returns rank 0's claim (None on the other ranks)."""
+    held, failure = None, None
     if dist.is_main():
         try:
-            created = not out.exists()
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
+            held = outputs.claim(out, "predictions")
+        except (OSError, InputError) as exc:
             failure = (-1, exc)
     _agree(failure)
+    created = held is not None and held.created
     failure = None if out.is_dir() else (-1, InputError(f"{out}: output folder not visible from process "
                                                         f"{dist.rank()}; give a folder every process shares"))
-    _agree(failure, remove=out if created else None)
-    return created
+    try:
+        _agree(failure, remove=out if created else None)
+    except BaseException:
+        if held is not None:
+            held.release()
+        raise
+    return held
 
 
 def _predict_into(out: Path, images: list[tuple[Path, str]], predictor: Predictor, norm: Normalisation,

@@ -14,11 +14,17 @@ detections become one set by one of two rules (``merge``):
 The model's per-image limits (RPN proposals before and after NMS, detections) are set for an image of its
 test size (``min_size_test`` squared, network pixels). A larger network image, whole or tile, gets them
 scaled by its area over that (never below the model's own), so the objects a model may return per unit
-area do not depend on whether a large image is predicted whole or in tiles.
+area do not depend on whether a large image is predicted whole or in tiles. The detection limit stops
+growing at the largest network image training can make (longest training short side x ``max_size``):
+every detection goes through the mask and GA heads (256 x 28 x 28 floats per layer), so a 1024 px tile of
+the ``nuclei`` model could ask them for 2,844 mostly low-score detections; capped, it asks for at most 722.
+A tile or whole image that reaches the cap with every detection above the score threshold is logged, with
+the advice to tile smaller.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +37,8 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image
 from gains.data.dataset import image_to_tensor
 from gains.gamm.raster import MaskCrop, tight_crop
 from gains.intensity import DEFAULT, Normalisation, Scaling
+
+log = logging.getLogger("gains.inference")
 
 MERGES = ("union", "central")  # how the detections of overlapping tiles become one set (module docstring)
 
@@ -61,17 +69,26 @@ def _paste_one(prob: torch.Tensor, box: torch.Tensor, height: int, width: int) -
     return y0, x0, canvas.numpy()
 
 
+def largest_training_area(transform: torch.nn.Module) -> float:
+    """Network pixels of the largest image the training resize can make: the longest training short side
+    (``min_size_train``) times the long-side cap (``max_size``)."""
+    return float(max(transform.min_size)) * float(transform.max_size)
+
+
 @contextmanager
-def limits_for_area(model: torch.nn.Module, height: float, width: float) -> Iterator[float]:
-    """While open, ``model``'s test-time proposal and detection limits scaled by the (height x width)
-    network image's area over the test size (``min_size_test``) squared, at least 1x; yields the factor."""
+def limits_for_area(model: torch.nn.Module, height: float, width: float) -> Iterator[int]:
+    """While open, ``model``'s test-time limits for a (height x width) network image: the proposal limits
+    scaled by its area over the test size (``min_size_test``) squared, the detection limit by its area capped
+    at ``largest_training_area``, both at least 1x; yields the detection limit in force."""
     rpn, heads = model.rpn, model.roi_heads
     saved = (rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"], heads.detections_per_img)
-    factor = max(1.0, height * width / float(model.transform.test_size) ** 2)
-    rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"], heads.detections_per_img = (
-        round(n * factor) for n in saved)
+    test_area = float(model.transform.test_size) ** 2
+    factor = max(1.0, height * width / test_area)
+    detections = round(saved[2] * max(1.0, min(height * width, largest_training_area(model.transform)) / test_area))
+    rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"] = round(saved[0] * factor), round(saved[1] * factor)
+    heads.detections_per_img = detections
     try:
-        yield factor
+        yield detections
     finally:
         rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"], heads.detections_per_img = saved
 
@@ -121,10 +138,13 @@ class Predictor:
             tr.test_scale = scale
         tr.paste = False
         try:
-            with limits_for_area(self.model, *tr.output_size(h, w)):
+            with limits_for_area(self.model, *tr.output_size(h, w)) as cap:
                 out = self.model([image_to_tensor(pixels, self.normalisation, scaling).to(self.device)])[0]
         finally:
             tr.test_scale, tr.paste = saved
+        if len(out["scores"]) >= cap and float(out["scores"].min()) >= self.score_thresh:  # confident ones cut off
+            log.warning("an image region of %d x %d px reached the detection limit (%d): objects may be missing; "
+                        "predict with a smaller --tile", h, w, cap)
         found = []
         keep = torch.where(out["scores"] >= self.score_thresh)[0]
         for k in keep.tolist():

@@ -10,11 +10,13 @@ import numpy as np
 
 from gains.atomic import atomic_write
 from gains.data.canonical import crop_bbox, crop_to_rle
-from gains.imageio import encode_tiff
+from gains.gamm.raster import MaskCrop, tight_crop
+from gains.imageio import encode_tiff, to_display
 from gains.inference.predictor import Instance
 from gains.intensity import UNIT, Normalisation
 
 OVERLAY_MAX_SIDE = 4096
+BAND_ROWS = 512  # image rows converted (colour-mapped, scaled) at a time: bounds the temporaries
 
 
 def coco_results(instances: list[Instance], image_id: int, height: int, width: int) -> list[dict[str, Any]]:
@@ -62,29 +64,46 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _downsampled(crop, step: int, shape: tuple[int, int]) -> np.ndarray:
-    """The crop's mask on the grid of every ``step``-th image row and column, as a dense (h, w) bool array."""
-    out = np.zeros(shape, dtype=bool)
+def _downsampled(crop: MaskCrop, step: int) -> MaskCrop | None:
+    """The crop's pixels on the grid of every ``step``-th image row and column, as a tight crop in the grid's
+    coordinates; None when no grid point falls on the instance. Never larger than the crop."""
+    if step == 1:
+        return crop
     r0, c0 = -(-crop.y0 // step), -(-crop.x0 // step)  # first grid row/col inside the crop
     sub = crop.mask[r0 * step - crop.y0 :: step, c0 * step - crop.x0 :: step]
-    out[r0 : r0 + sub.shape[0], c0 : c0 + sub.shape[1]] = sub
+    return tight_crop(sub, r0, c0)
+
+
+def _display(small: np.ndarray, pixels: np.ndarray, normalisation: Normalisation | None) -> np.ndarray:
+    """(h, w, 3) uint8 of ``small`` (``pixels`` downscaled) as ``to_display`` shows it: scaled by
+    ``normalisation`` fitted on the whole ``pixels`` (a band of rows at a time), else stretched min to max."""
+    if normalisation is None:
+        return _bytes(to_display(small))
+    scaling = normalisation.fit(pixels)
+    out = np.empty((*small.shape[:2], 3), dtype=np.uint8)
+    for r in range(0, small.shape[0], BAND_ROWS):
+        out[r : r + BAND_ROWS] = _bytes(to_display(normalisation.apply(small[r : r + BAND_ROWS], scaling), UNIT))
     return out
+
+
+def _bytes(rgb: np.ndarray) -> np.ndarray:
+    """uint8 of a float image in [0, 1] (``round(255 * value)``), scaling ``rgb`` in place."""
+    rgb *= 255
+    return np.round(rgb, out=rgb).astype(np.uint8)
 
 
 def write_overlay(path: Path, pixels: np.ndarray, instances: list[Instance],
                   normalisation: Normalisation | None = None) -> None:
-    """PNG of the image with every instance outlined in its own colour (downscaled beyond 4096 px), shown
-    with the model's ``normalisation`` when given (statistics of the whole image, not of the downscaled one)."""
-    from gains.visualize import outline_overlay
+    """PNG of the image with every instance outlined in its own colour (downscaled beyond
+    ``OVERLAY_MAX_SIDE`` px), shown with the model's ``normalisation`` when given (statistics of the whole
+    image, not of the downscaled one). Instances stay crops and the image is converted a band at a time:
+    memory is about 3 bytes a (downscaled) pixel, whatever the number of instances."""
+    from gains.visualize import paint_outlines
 
     h, w = pixels.shape[:2]
     step = max(1, int(np.ceil(max(h, w) / OVERLAY_MAX_SIDE)))
     small = pixels[::step, ::step]
-    masks = [_downsampled(i.mask, step, small.shape[:2]) for i in instances]
-    shown = None
-    if normalisation is not None:
-        small, shown = normalisation.apply(small, normalisation.fit(pixels)), UNIT
-    rgb = (outline_overlay(small, masks, normalisation=shown) * 255).round().astype(np.uint8)
+    rgb = paint_outlines(_display(small, pixels, normalisation), [_downsampled(i.mask, step) for i in instances])
     payload = _png(rgb)
     atomic_write(path, lambda fh: fh.write(payload))
 
@@ -99,18 +118,27 @@ def write_labels(out_dir: Path, stem: str, instances: list[Instance], height: in
     return [out_dir / n for n in names]
 
 
-def write_ga(out_dir: Path, stem: str, instances: list[Instance], height: int, width: int) -> list[Path]:
-    """``<stem>_ga.tif`` (float32) and ``<stem>_ga.png`` (inferno colour map) of the predicted GA map."""
+def _inferno(ga: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 inferno colours of a GA image, 1 (no anomaly) to its maximum, a band of rows at a time."""
     import matplotlib
 
+    cmap = matplotlib.colormaps["inferno"]
+    top = float(ga.max())
+    rgb = np.empty((*ga.shape, 3), dtype=np.uint8)
+    for r in range(0, ga.shape[0], BAND_ROWS):
+        band = ga[r : r + BAND_ROWS]
+        norm = (band - 1.0) / (top - 1.0) if top > 1.0 else np.zeros_like(band)
+        rgb[r : r + BAND_ROWS] = cmap(np.clip(norm, 0, 1), bytes=True)[..., :3]
+    return rgb
+
+
+def write_ga(out_dir: Path, stem: str, instances: list[Instance], height: int, width: int) -> list[Path]:
+    """``<stem>_ga.tif`` (float32) and ``<stem>_ga.png`` (inferno colour map) of the predicted GA map."""
     ga = ga_image(instances, height, width)
     if ga is None:
         return []
     payload = encode_tiff(ga)
     atomic_write(out_dir / f"{stem}_ga.tif", lambda fh: fh.write(payload))
-    top = float(ga.max())
-    norm = (ga - 1.0) / (top - 1.0) if top > 1.0 else np.zeros_like(ga)
-    rgb = (matplotlib.colormaps["inferno"](np.clip(norm, 0, 1))[..., :3] * 255).astype(np.uint8)
-    png = _png(rgb)
+    png = _png(_inferno(ga))
     atomic_write(out_dir / f"{stem}_ga.png", lambda fh: fh.write(png))
     return [out_dir / f"{stem}_ga.tif", out_dir / f"{stem}_ga.png"]

@@ -10,16 +10,15 @@ are visible. No napari import here: the reader returns layer data tuples.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from gains.errors import InputError
 from gains.gamm.coco import checked_image_file, load_coco
 from gains.gamm.raster import segmentation_to_crop
 from gains.imageio import read_image
 from gains.inference.predictor import Instance
+from gains.jsonfile import read_json
 from gains.napari.layers import LayerData, result_layers
 
 
@@ -68,13 +67,6 @@ def _first_image_count(layers: list[LayerData]) -> int:
     return next((k for k, layer in enumerate(layers) if layer[1]["metadata"]["gains_image"] != first), len(layers))
 
 
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
-
-
 def _tag(layers: list[LayerData], image: str) -> list[LayerData]:
     for _, kwargs, _ in layers:
         kwargs["metadata"] = {"gains_image": image}
@@ -91,7 +83,7 @@ def _find_image(folder: Path, file_name: str) -> Path | None:
 def read_predict_folder(folder: str | Path) -> list[LayerData]:
     """Layers of a ``gains predict`` output folder (needs ``--format coco``; ``ga`` adds the GA maps)."""
     folder = Path(folder)
-    doc, results = _json(folder / "images.json"), _json(folder / "results.json")
+    doc, results = read_json(folder / "images.json"), read_json(folder / "results.json")
     try:
         images = [(int(i["id"]), str(i["file_name"]), int(i["height"]), int(i["width"])) for i in doc["images"]]
         categories = list(doc.get("categories", []))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gains.errors import InputError
+from gains.jsonfile import parse_json
 
 PART_BYTES = 16 * 2**20
 NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -51,7 +52,11 @@ def card(name: str) -> dict[str, Any]:
     if name not in names():
         known = ", ".join(names()) or "none"
         raise InputError(f"unknown model {name!r}; shipped models: {known} (or pass a run folder or a .pt file)")
-    return json.loads((_root() / name / "card.json").read_text())
+    path = _root() / name / "card.json"
+    doc = parse_json(path.read_bytes(), path)
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(doc).__name__}; reinstall gains")
+    return doc
 
 
 def is_name(spec: str | Path) -> bool:
