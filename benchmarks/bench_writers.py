@@ -134,6 +134,7 @@ def _cell(result: dict[str, Any]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, help="JSON file of the results (required)")
+    p.add_argument("--label", help="what code this run measures, as recorded in the JSON (e.g. a revision)")
     p.add_argument("--limit-gib", type=float, default=8.0, help="address space a writer may add (GiB)")
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     p.add_argument("--counts", type=int, nargs="+", default=list(COUNTS))
@@ -157,7 +158,7 @@ def main() -> None:
             rows.append({"size": size, "instances": n, "formats": cells})
             print(f"{size:>5} {n:>6}  " + "  ".join(f"{_cell(c):>26}" for c in cells.values()), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"gains": str(Path(gains.__file__).parent), "limit_gib": args.limit_gib,
+    args.out.write_text(json.dumps({"gains": args.label or "this checkout", "limit_gib": args.limit_gib,
                                     "rows": rows}, indent=1))
 
 

@@ -214,9 +214,11 @@ def claim(folder: str | Path, kind: str, replace: bool = False) -> Claim:
         InputError: not a folder, not ours (see :func:`check_writable`), or being written by another process.
     """
     folder = Path(folder)
-    check_writable(folder, kind)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a folder")
     created = not folder.exists()
-    fresh = not contents(folder)
+    if not (folder / LOCK).exists():  # a user's folder is refused before anything is made in it
+        check_writable(folder, kind)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
@@ -227,6 +229,12 @@ def claim(folder: str | Path, kind: str, replace: bool = False) -> Claim:
         pid = (folder / LOCK).read_text(errors="replace").strip() or "unknown"
         raise InputError(f"{folder}: is being written by another gains process (pid {pid}); wait for it to "
                          "finish or choose another folder")
+    try:  # again under the lock: another writer may have been halfway through its marker before
+        check_writable(folder, kind)
+    except BaseException:
+        os.close(fd)
+        raise
+    fresh = not contents(folder)
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     held = Claim(folder, fresh or replace, created, fd)  # an emptied folder holds only what this run writes
