@@ -239,3 +239,14 @@ def test_per_tile_detections_stop_growing_at_the_largest_training_image() -> Non
         assert detections == 400 and model.rpn._post_nms_top_n["testing"] == 500
     assert (model.rpn._pre_nms_top_n["testing"], model.rpn._post_nms_top_n["testing"],
             model.roi_heads.detections_per_img) == (1000, 500, 400)
+
+
+def test_eval_refuses_a_scale_whose_network_input_exceeds_the_limit(tiny_run: Path, tmp_path: Path, capsys) -> None:
+    from gains.cli import main
+
+    out = tmp_path / "ev"
+    assert main(["eval", str(tiny_run), "--data", str(tiny_run / "data" / "val"), "--split", "all", "--device", "cpu",
+                 "--scale", "1000", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "at scale 1000" in err[0] and "--scale" in err[0], err
+    assert not out.exists()

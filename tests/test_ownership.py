@@ -266,3 +266,21 @@ def test_orphan_checkpoint_temporary_file_goes_on_train_resume(tiny_run: Path, t
     assert main(train_args(run, "--resume")) == 0
     assert not orphan.exists() and (run / "my.tmp").read_text() == "a user's file"
     assert json.loads((run / "train_summary.json").read_text())["iterations"] == 1
+
+
+def test_eval_out_keeps_a_users_folder_and_reruns_into_its_own(tiny_run: Path, tmp_path: Path, capsys) -> None:
+    data = tiny_run / "data" / "val"
+    users = tmp_path / "mine"
+    users.mkdir()
+    (users / "results.json").write_text("my own results")
+    (users / "notes.txt").write_text("mine")
+    before = snapshot(users)
+    args = ["eval", str(tiny_run), "--data", str(data), "--split", "all", "--device", "cpu", "--out"]
+    assert main([*args, str(users)]) == 2
+    assert "was not made by gains" in one_error_line(capsys)
+    assert snapshot(users) == before
+    assert main([*args, str(data / "ev")]) == 2  # inside the data
+    assert "lies inside the input" in one_error_line(capsys) and not (data / "ev").exists()
+    ours = tmp_path / "ev"
+    assert main([*args, str(ours)]) == 0 and main([*args, str(ours)]) == 0  # its own folder: replaced
+    assert (ours / "METRICS.json").exists() and (ours / ".gains-owner").exists()

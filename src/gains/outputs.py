@@ -52,7 +52,13 @@ def _legacy_store(folder: Path) -> bool:
     return isinstance(manifest, dict) and {"format", "annotations_sha256", "params"} <= manifest.keys()
 
 
-_LEGACY = {"run": _legacy_run, "store": _legacy_store}
+def _legacy_evaluation(folder: Path) -> bool:
+    """A ``gains eval`` folder made before markers: its results and metrics, and nothing but their CSV."""
+    names = {p.name for p in folder.iterdir()}
+    return {"results.json", "METRICS.json"} <= names <= {"results.json", "METRICS.json", "METRICS_per_image.csv", LOCK}
+
+
+_LEGACY = {"run": _legacy_run, "store": _legacy_store, "evaluation": _legacy_evaluation}
 
 
 def contents(folder: Path) -> list[Path]:
