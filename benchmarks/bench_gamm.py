@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gains.gamm import GammParams, InstanceInput, image_maps, run_gamm, segmentation_to_crop
+from gains.core.masks import segmentation_to_crop
+from gains.gamm import GammParams, InstanceInput, image_maps, run_gamm
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GAINS_SHARED", ROOT.parent / "shared"))

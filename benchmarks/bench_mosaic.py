@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gains.data.canonical import crop_bbox, crop_to_rle
-from gains.gamm.raster import MaskCrop, segmentation_to_crop
+from gains.core.masks import MaskCrop, crop_bbox, crop_to_rle, segmentation_to_crop
 from gains.imageio import read_image
 
 ROOT = Path(__file__).resolve().parents[1]

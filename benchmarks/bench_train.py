@@ -31,9 +31,9 @@ def _batch(size: int, batch: int):
     import numpy as np
     import torch
 
+    from gains.core.masks import tight_crop
     from gains.data.synth import make_sample
     from gains.gamm import GammParams, InstanceInput, image_maps
-    from gains.gamm.raster import tight_crop
 
     images, targets = [], []
     for k in range(batch):

@@ -98,7 +98,7 @@ def preset_config(preset: str, gpu: bool, device: str, overrides: list[str], dat
 
 def amp_used(cfg: Config) -> str:
     """The autocast mode ``cfg``'s runs use on this machine (``train.amp`` with "auto" resolved)."""
-    from gains.engine.distributed import resolve_device
+    from gains.core.parallel import resolve_device
     from gains.engine.step import resolve_amp
 
     return resolve_amp(cfg.train.amp, resolve_device(cfg.train.device))

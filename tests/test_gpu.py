@@ -69,7 +69,7 @@ def test_nccl_one_process_group() -> None:
     """NCCL initialises with one rank; collectives and our object helpers work inside the group."""
     import torch.distributed as tdist
 
-    from gains.engine import distributed as dist
+    from gains.core import parallel as dist
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -32,8 +32,8 @@ from gains.cli_export import add_export
 from gains.cli_inputs import add_plane_options, plane_choice
 from gains.cli_presets import add_presets
 from gains.cli_zoo import add_models
+from gains.core.images import MIN_SIDE
 from gains.errors import InputError
-from gains.inputs import MIN_SIDE
 
 log = logging.getLogger("gains")
 

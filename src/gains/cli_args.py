@@ -57,9 +57,9 @@ probability = checked(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 def device(text: str) -> str:
     """A device spec, ``auto``, ``cpu``, ``cuda`` or ``cuda:i``, that this machine has (see
-    ``gains.engine.distributed.device_problem``; torch is imported only for a spec other than auto or cpu)."""
+    ``gains.core.parallel.device_problem``; torch is imported only for a spec other than auto or cpu)."""
     if text not in ("auto", "cpu"):
-        from gains.engine.distributed import device_problem
+        from gains.core.parallel import device_problem
 
         problem = device_problem(text)
         if problem:

@@ -1,11 +1,11 @@
-"""Options that say which planes and channels of a microscopy file a command reads (``gains.inputs``)."""
+"""Options that say which planes and channels of a microscopy file a command reads (``gains.core.images``)."""
 
 from __future__ import annotations
 
 import argparse
 
 from gains.cli_args import positive_float
-from gains.inputs import DEFAULT_MAX_BYTES, PlaneChoice, parse_channels, parse_plane
+from gains.core.images import DEFAULT_MAX_BYTES, PlaneChoice, parse_channels, parse_plane
 
 
 def add_plane_options(p: argparse.ArgumentParser) -> None:

@@ -134,9 +134,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, n_images: i
     """
     import torch
 
+    from gains.core.coco import resolve_image
     from gains.data.dataset import InstanceDataset
     from gains.engine.train import gamm_params, resolve_data
-    from gains.gamm.coco import resolve_image
     from gains.imageio import read_image
     from gains.inference.loading import load_model
     from gains.inference.predictor import Predictor

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from gains.atomic import atomic_write
-from gains.gamm.raster import MaskCrop, tight_crop
+from gains.core.masks import MaskCrop, tight_crop
 from gains.imageio import to_display
 from gains.intensity import Normalisation
 
@@ -116,7 +116,8 @@ def gamm_previews(
     Returns:
         The written paths, ``<out_dir>/<image_id>.png``.
     """
-    from gains.gamm.coco import load_coco, prepare_image, resolve_image
+    from gains.core.coco import load_coco, resolve_image
+    from gains.gamm.prepare import prepare_image
     from gains.imageio import read_image
 
     coco = load_coco(annotations)

@@ -7,8 +7,8 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon, shape
 
+from gains.core.masks import tight_crop
 from gains.formats.records import Record, records_from_instances
-from gains.gamm.raster import tight_crop
 from gains.inference.predictor import Instance
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from gains.cli import main
-from gains.gamm.raster import segmentation_to_crop
+from gains.core.masks import segmentation_to_crop
 from tests.conftest import BAD_INPUTS, corrupt_dataset
 from tests.formats.helpers import rasterise_geometry, rasterise_rings
 

@@ -12,8 +12,8 @@ import shapely
 from scipy import ndimage
 from shapely.geometry import MultiPolygon, Polygon
 
+from gains.core.masks import MaskCrop, tight_crop
 from gains.formats.contours import mask_polygons, polygon_area
-from gains.gamm.raster import MaskCrop, tight_crop
 from tests.formats.helpers import disc, iou, rasterise_geometry
 
 H, W = 64, 80

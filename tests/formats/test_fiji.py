@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from gains.core.masks import tight_crop
 from gains.formats import imagej
 from gains.formats.records import Record
-from gains.gamm.raster import tight_crop
 from tests.formats.helpers import H, W, predicted, scene
 
 MACRO = Path(__file__).with_name("ij_masks.ijm")

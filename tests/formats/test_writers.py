@@ -13,9 +13,9 @@ import pytest
 import roifile
 from shapely.geometry import shape
 
+from gains.core.masks import MaskCrop
 from gains.formats import geojson, imagej
 from gains.formats.records import Record, records_from_annotations
-from gains.gamm.raster import MaskCrop
 from tests.conftest import disc_polygon
 from tests.formats.helpers import CATEGORIES, H, W, predicted, rasterise_geometry, rasterise_rings, scene
 

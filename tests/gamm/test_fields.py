@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gains.core.masks import tight_crop
 from gains.gamm.fields import SENTINEL, build_geometry, full_image_gmax, gradients
-from gains.gamm.raster import tight_crop
 
 
 def full_fields(cy: float, cx: float, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gains.core.masks import tight_crop
 from gains.gamm import GammParams, InstanceInput, image_maps
 from gains.gamm.nuclei import interaction_groups
-from gains.gamm.raster import tight_crop
 
 
 def disc(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:

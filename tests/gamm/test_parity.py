@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from gains.gamm import GammParams, InstanceInput, image_maps, segmentation_to_crop
+from gains.core.masks import segmentation_to_crop
+from gains.gamm import GammParams, InstanceInput, image_maps
 from tests.conftest import SHARED, shared_path
 
 CASES = sorted(p.name for p in (SHARED / "gamm-golden").glob("*") if (p / "params.json").exists())

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gains.core.coco import load_coco
 from gains.errors import InputError
 from gains.gamm import GammParams, GammStore, image_maps, run_gamm
 from gains.gamm import pipeline as pipeline_mod
-from gains.gamm.coco import load_coco, prepare_image
+from gains.gamm.prepare import prepare_image
 from tests.conftest import BAD_INPUTS, corrupt_dataset, disc_polygon, write_coco
 
 ISBI = GammParams.for_variant("isbi", target_category=1)

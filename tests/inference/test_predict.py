@@ -13,8 +13,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from gains.cli import main
+from gains.core.masks import tight_crop
 from gains.errors import InputError
-from gains.gamm.raster import tight_crop
 from gains.inference.predictor import Instance, Predictor, keep_central, merge_tiles
 from gains.inference.writers import ga_image, label_layers
 

@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from gains.data.canonical import crop_to_rle
-from gains.gamm.raster import MaskCrop
+from gains.core.masks import MaskCrop, crop_to_rle
 from tests.conftest import ROOT
 
 BENCH = ROOT / "benchmarks" / "bench_writers.py"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gains.gamm.raster import tight_crop
+from gains.core.masks import tight_crop
 from gains.inference.predictor import Instance
 from gains.napari.layers import ga_layer, image_layer, instance_layers, result_layers
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from gains.atomic import atomic_write
+from gains.core.masks import MaskCrop, crop_bbox, crop_to_rle, tight_crop
 from gains.errors import InputError
-from gains.gamm.raster import MaskCrop, tight_crop
 from gains.imageio import encode_tiff, image_size
 from gains.outputs import staged_folder
 
@@ -42,47 +42,6 @@ class Sample:
     category_ids: Sequence[int]
     extra: Sequence[dict[str, Any]] = field(default_factory=list)
     source: Path | None = None
-
-
-def crop_to_rle(crop: MaskCrop, height: int, width: int) -> dict[str, Any]:
-    """Compressed COCO RLE (counts as str, JSON-ready) of a mask crop placed in a (height, width) image.
-
-    The runs are read off the crop alone (see ``crop_runs``): nothing of the image's size is made, so the
-    cost follows the crop whatever the image's size. Bit for bit pycocotools' encoding of the full mask.
-    """
-    from pycocotools import mask as mask_utils
-
-    rle = mask_utils.frPyObjects({"size": [height, width], "counts": crop_runs(crop, height, width)}, height, width)
-    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
-
-
-def crop_runs(crop: MaskCrop, height: int, width: int) -> list[int]:
-    """Uncompressed COCO RLE counts of a crop placed in a (height, width) image, as pycocotools writes them:
-    alternating run lengths of 0s and 1s in column-major order, starting with 0s (a run of length 0 when
-    pixel (0, 0) is set), every run of length > 0 after that. ``crop.mask`` need not be tight.
-    """
-    h, w = crop.mask.shape
-    padded = np.zeros((w, h + 2), dtype=np.int8)  # one crop column a row, an empty pixel above and below it
-    padded[:, 1:-1] = crop.mask.T
-    cols, rows = np.nonzero(np.diff(padded, axis=1))  # a run of 1s starts or ends at crop row ``rows``
-    edges = (crop.x0 + cols).astype(np.int64) * height + (crop.y0 + rows)  # column-major image index, increasing
-    joined = np.flatnonzero(edges[1:] == edges[:-1])  # a run ending at a column's foot as the next starts at its head
-    edges = np.delete(edges, np.concatenate((joined, joined + 1)))
-    runs = np.diff(edges, prepend=0, append=height * width)
-    return runs[:-1].tolist() if runs[-1] == 0 else runs.tolist()
-
-
-def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
-    """Compressed COCO RLE of a bool (H, W) mask, counts as a str (JSON-ready)."""
-    crop = tight_crop(np.asarray(mask, dtype=bool))
-    if crop is None:
-        raise ValueError("empty mask")
-    return crop_to_rle(crop, *mask.shape)
-
-
-def crop_bbox(crop: MaskCrop) -> list[float]:
-    """COCO xywh box of a mask crop: [x0, y0, x1 - x0, y1 - y0] with x1, y1 exclusive."""
-    return [float(crop.x0), float(crop.y0), float(crop.x1 - crop.x0), float(crop.y1 - crop.y0)]
 
 
 def _write_image(path: Path, image: np.ndarray) -> None:

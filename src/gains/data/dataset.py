@@ -24,11 +24,12 @@ import torch
 
 from gains import __version__
 from gains.atomic import atomic_write
+from gains.core.coco import CocoAnnotations, load_coco, resolve_image
+from gains.core.masks import segmentation_to_crop
 from gains.data.crops import CropStack, dense
 from gains.errors import InputError
 from gains.gamm import GammParams, GammStore, image_maps
-from gains.gamm.coco import CocoAnnotations, load_coco, prepare_image, resolve_image
-from gains.gamm.raster import segmentation_to_crop
+from gains.gamm.prepare import prepare_image
 from gains.gamm.store import encode_image_maps, map_crop
 from gains.imageio import read_image
 from gains.intensity import DEFAULT, Normalisation, Scaling

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from gains.atomic import atomic_write
+from gains.core.coco import annotation_crop, checked_image_file, load_coco
 from gains.data.stats import pair_relation
 from gains.errors import InputError
-from gains.gamm.coco import annotation_crop, checked_image_file, load_coco
 from gains.imageio import encode_tiff
 from gains.outputs import staged_folder
 

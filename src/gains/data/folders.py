@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from gains.core.masks import MaskCrop, tight_crop
 from gains.data.canonical import Sample, write_dataset
 from gains.errors import InputError
-from gains.gamm.raster import MaskCrop, tight_crop
 from gains.imageio import image_size, read_image
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")

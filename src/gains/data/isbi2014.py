@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from gains.core.masks import tight_crop
 from gains.data.canonical import Sample, write_dataset
 from gains.errors import InputError
-from gains.gamm.raster import tight_crop
 from gains.imageio import image_size
 
 CATEGORIES = [{"id": 1, "name": "cell"}, {"id": 2, "name": "nucleus"}]

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from gains.core.coco import checked_image_file, load_coco
+from gains.core.masks import MaskCrop, decode_rle_mask, segmentation_rle, tight_crop
 from gains.data.canonical import Sample, write_dataset
 from gains.errors import InputError
-from gains.gamm.coco import checked_image_file, load_coco
-from gains.gamm.raster import MaskCrop, decode_rle_mask, segmentation_rle, tight_crop
 
 COMPUTED = {"id", "image_id", "category_id", "segmentation", "bbox", "area", "iscrowd"}
 
@@ -24,7 +24,7 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
     """Bool (H, W) mask of a COCO segmentation with pycocotools' rasterisation.
 
     Raises:
-        ValueError: a segmentation ``gains.gamm.checks.check_segmentation`` refuses, or a corrupt RLE string.
+        ValueError: a segmentation ``gains.core.checks.check_segmentation`` refuses, or a corrupt RLE string.
     """
     return decode_rle_mask(segmentation_rle(segmentation, height, width))
 

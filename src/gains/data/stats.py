@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from gains.core.checks import check_bbox, is_number
+from gains.core.coco import annotation_crop, load_coco
+from gains.core.masks import MaskCrop
 from gains.errors import InputError
-from gains.gamm.checks import check_bbox, is_number
-from gains.gamm.coco import annotation_crop, load_coco
-from gains.gamm.raster import MaskCrop
 
 CROSS = ndimage.generate_binary_structure(2, 1)
 
@@ -69,7 +69,7 @@ def _area(path: Path, ann: dict[str, Any], height: int, width: int) -> float:
     """The annotation's ``area``, else (missing or 0) its ``bbox`` width x height.
 
     Raises:
-        InputError: neither a finite non-negative area nor a valid bbox (``gains.gamm.checks.check_bbox``).
+        InputError: neither a finite non-negative area nor a valid bbox (``gains.core.checks.check_bbox``).
     """
     area = ann.get("area")
     try:

@@ -22,10 +22,10 @@ import torch
 from gains import outputs
 from gains.atomic import atomic_link, atomic_write
 from gains.config import PRECISION_NAMES, Config, config_changes, config_to_dict, dump_config, replace, saved_config
+from gains.core import parallel as dist
 from gains.data.dataset import InstanceDataset, collate
 from gains.data.stats import training_scale
 from gains.data.transforms import Compose, PhotometricJitter, RandomFlip, RandomRot90
-from gains.engine import distributed as dist
 from gains.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gains.engine.sampling import IterationBatchSampler, SeededItems
 from gains.engine.schedule import TimeBudget, build_optimizer, build_scheduler

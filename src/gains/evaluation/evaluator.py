@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gains.engine.distributed import all_gather_objects, rank, world_size
+from gains.core.parallel import all_gather_objects, rank, world_size
 from gains.evaluation.coco import coco_ap
 
 

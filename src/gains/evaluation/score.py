@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 from gains.atomic import atomic_write
+from gains.core.checks import check_bbox
+from gains.core.coco import load_coco
+from gains.core.masks import segmentation_rle
 from gains.errors import InputError
 from gains.evaluation.coco import coco_ap
 from gains.evaluation.contact import CONTACT, contact_metrics
 from gains.evaluation.metrics import aji_gains, aji_kumar, aji_plus, dsb_score, pq_f1
-from gains.gamm.checks import check_bbox
-from gains.gamm.coco import load_coco
-from gains.gamm.raster import segmentation_rle
 from gains.jsonfile import read_json
 
 PER_IMAGE = ("aji_gains", "aji", "aji_plus", "pq", "f1_50", "dsb_score", *CONTACT)
@@ -37,7 +37,7 @@ def _to_rle(seg: Any, h: int, w: int, where: str) -> dict[str, Any]:
     """pycocotools' compressed RLE of a ground-truth or result segmentation (``segmentation_rle``).
 
     Raises:
-        InputError: a segmentation the checks refuse (``gains.gamm.checks``), naming ``where``.
+        InputError: a segmentation the checks refuse (``gains.core.checks``), naming ``where``.
     """
     if isinstance(seg, dict) and isinstance(seg.get("size"), list) and seg["size"] != [h, w]:  # gains score's words
         raise InputError(f"{where}: mask size {seg['size']} differs from the image size [{h}, {w}]")
@@ -52,7 +52,7 @@ def load_results(path: str | Path, sizes: dict[int, tuple[int, int]], categories
 
     Raises:
         InputError: unparsable file, unknown image or category, non-finite score, a segmentation or box the
-            checks of ``gains.gamm.checks`` refuse (non-finite or far-away coordinates, a mask of the wrong size).
+            checks of ``gains.core.checks`` refuse (non-finite or far-away coordinates, a mask of the wrong size).
     """
     data = read_json(path)
     if not isinstance(data, list):

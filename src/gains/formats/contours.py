@@ -6,7 +6,7 @@ corner). Polygons run along pixel edges, so every vertex is an integer lattice p
 equals the pixel count, and a pixel is inside the polygon exactly when its centre ``(c + 0.5, r + 0.5)``
 is — no pixel centre ever lies on an edge, so any point-in-polygon test (even-odd or non-zero, ImageJ's
 ``PolygonFiller``, JTS, shapely) gives back the mask bit for bit. This is not the convention of
-:mod:`gains.gamm.raster`, which reads COCO polygons with pixel centres at integer coordinates.
+:mod:`gains.core.masks`, which reads COCO polygons with pixel centres at integer coordinates.
 
 Tracing is contourpy's marching squares (the library matplotlib draws contours with) over the zero-padded
 crop at level 0.75, which keeps diagonal neighbours apart (4-connected parts). Marching squares puts each
@@ -25,7 +25,7 @@ import numpy as np
 from contourpy import FillType, LineType, SerialContourGenerator, ZInterp
 from matplotlib.path import Path
 
-from gains.gamm.raster import MaskCrop
+from gains.core.masks import MaskCrop
 
 Ring = np.ndarray  # (n, 2) int64 lattice points x, y in image coordinates, n >= 4, not closed
 Polygon = list[Ring]  # [exterior, *holes]
@@ -37,7 +37,7 @@ def mask_polygons(crop: MaskCrop) -> list[Polygon]:
     """The pixel-edge polygons of a mask crop, one per 4-connected part, largest first.
 
     Args:
-        crop: a tight bool mask crop (see :class:`gains.gamm.raster.MaskCrop`).
+        crop: a tight bool mask crop (see :class:`gains.core.masks.MaskCrop`).
 
     Returns:
         Polygons ``[exterior, *holes]``, each ring an (n, 2) int64 array of x, y image coordinates

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gains.core.coco import checked_image_file, load_coco
 from gains.errors import InputError
 from gains.formats import geojson, imagej
 from gains.formats.records import records_from_annotations
-from gains.gamm.coco import checked_image_file, load_coco
 from gains.outputs import staged_folder
 
 TARGETS = ("imagej", "geojson")

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gains.core.masks import MaskCrop, segmentation_to_crop
 from gains.errors import InputError
 from gains.formats.contours import Polygon, mask_polygons
-from gains.gamm.raster import MaskCrop, segmentation_to_crop
 
 # matplotlib's tab10, as 8-bit RGB: category k (in the order of the categories list) gets colour k % 10
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),

@@ -11,7 +11,6 @@ from gains.gamm.gamap import GaMap
 from gains.gamm.maps import InstanceInput, image_maps
 from gains.gamm.params import VARIANT_DEFAULTS, VARIANTS, GammParams
 from gains.gamm.pipeline import GammRun, run_gamm
-from gains.gamm.raster import MaskCrop, segmentation_to_crop
 from gains.gamm.store import GammStore, StoreKey
 
 __all__ = [
@@ -22,9 +21,7 @@ __all__ = [
     "GammRun",
     "GammStore",
     "InstanceInput",
-    "MaskCrop",
     "StoreKey",
     "image_maps",
     "run_gamm",
-    "segmentation_to_crop",
 ]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gains.gamm.raster import MaskCrop
+from gains.core.masks import MaskCrop
 from gains.gamm.windows import box_sums
 
 SENTINEL = -4.0

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gains.core.masks import MaskCrop
 from gains.gamm.fields import Geometry
-from gains.gamm.raster import MaskCrop
 from gains.gamm.windows import box_sums, refine_small, std_from_moments
 
 FACTORS = (1, -1)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from gains.core.masks import MaskCrop
 from gains.gamm.fields import Geometry, build_geometry
 from gains.gamm.gamap import GaMap
 from gains.gamm.kernels import (
@@ -27,7 +28,6 @@ from gains.gamm.kernels import (
 )
 from gains.gamm.nuclei import nuclei_maps
 from gains.gamm.params import GammParams
-from gains.gamm.raster import MaskCrop
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ import numpy as np
 
 from gains import __version__, outputs
 from gains.atomic import atomic_write
+from gains.core.coco import CocoAnnotations, CocoImage, load_coco
 from gains.errors import InputError
-from gains.gamm.coco import CocoAnnotations, CocoImage, load_coco, prepare_image
 from gains.gamm.maps import image_maps
 from gains.gamm.params import GammParams
+from gains.gamm.prepare import prepare_image
 from gains.gamm.store import FORMAT, PRECISIONS, StoreKey, encode_image_maps
 
 log = logging.getLogger("gains.gamm")

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from gains.atomic import atomic_write
+from gains.core import parallel as dist
+from gains.core.images import DEFAULT_MAX_BYTES
 from gains.data.dataset import InstanceDataset
-from gains.engine import distributed as dist
 from gains.errors import InputError
 from gains.evaluation.evaluator import predict_dataset
 from gains.evaluation.score import score, write_metrics
 from gains.inference.loading import load_model, resolve_scale
-from gains.inputs import DEFAULT_MAX_BYTES
 from gains.intensity import Normalisation
 from gains.outputs import check_apart, claim
 

@@ -15,14 +15,14 @@ import numpy as np
 
 from gains import outputs
 from gains.atomic import atomic_write
-from gains.engine import distributed as dist
+from gains.core import parallel as dist
+from gains.core.images import PlaneChoice, check_input, check_inputs, read_planes
 from gains.errors import InputError
 from gains.formats import geojson, imagej
 from gains.formats.records import records_from_instances
 from gains.inference.loading import load_model, resolve_scale
 from gains.inference.predictor import Instance, Predictor
 from gains.inference.writers import coco_results, write_ga, write_labels, write_overlay
-from gains.inputs import PlaneChoice, check_input, check_inputs, read_planes
 from gains.intensity import Normalisation
 from gains.sysinfo import peak_rss_mib
 
@@ -65,7 +65,7 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
                   score_thresh: float | None = None, overrides: list[str] | None = None,
                   progress: bool = True, object_size: float | None = None,
                   choice: PlaneChoice | None = None, merge: str = "central") -> dict[str, Any]:
-    """Predict every input (the planes and channels ``choice`` picks, see ``gains.inputs``); returns a summary
+    """Predict every input (the planes and channels ``choice`` picks, see ``gains.core.images``); returns a summary
     (images = planes predicted, instances, peak memory in MiB of the largest process, the scale used, and
     ``main``: whether this process is the one that reports).
 

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
+from gains.core.masks import MaskCrop, tight_crop
 from gains.data.dataset import image_to_tensor
-from gains.gamm.raster import MaskCrop, tight_crop
 from gains.intensity import DEFAULT, Normalisation, Scaling
 
 log = logging.getLogger("gains.inference")

@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 
 from gains.atomic import atomic_write
-from gains.data.canonical import crop_bbox, crop_to_rle
-from gains.gamm.raster import MaskCrop, tight_crop
+from gains.core.masks import MaskCrop, crop_bbox, crop_to_rle, tight_crop
 from gains.imageio import encode_tiff, to_display
 from gains.inference.predictor import Instance
 from gains.intensity import UNIT, Normalisation

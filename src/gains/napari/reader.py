@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from gains.core.coco import checked_image_file, load_coco
+from gains.core.masks import segmentation_to_crop
 from gains.errors import InputError
-from gains.gamm.coco import checked_image_file, load_coco
-from gains.gamm.raster import segmentation_to_crop
 from gains.imageio import read_image
 from gains.inference.predictor import Instance
 from gains.jsonfile import read_json

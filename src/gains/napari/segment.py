@@ -32,7 +32,7 @@ def _stamp(model: str) -> float:
 
 @lru_cache(maxsize=1)
 def _cached_model(model: str, device: str, stamp: float) -> tuple[Any, Any, list[dict[str, Any]], Any]:
-    from gains.engine.distributed import resolve_device
+    from gains.core.parallel import resolve_device
 
     torch_device = resolve_device(device)
     return (*load_model(model, None, torch_device), torch_device)

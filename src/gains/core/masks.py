@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from gains.gamm.checks import check_segmentation
+from gains.core.checks import check_segmentation
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def rasterize_polygons(polygons: list[Any], height: int, width: int) -> MaskCrop
 
 def segmentation_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
     """pycocotools' compressed RLE (``counts`` bytes) of any COCO segmentation, checked first
-    (``gains.gamm.checks.check_segmentation``); polygons are rasterised by pycocotools' rule, not GAMM's.
+    (``gains.core.checks.check_segmentation``); polygons are rasterised by pycocotools' rule, not GAMM's.
 
     Raises:
         ValueError: a segmentation the checks refuse.
@@ -226,7 +226,7 @@ def decode_rle(segmentation: dict[str, Any], height: int, width: int) -> MaskCro
 def segmentation_to_crop(segmentation: Any, height: int, width: int) -> MaskCrop | None:
     """Rasterise any COCO segmentation (polygons, RLE, uncompressed RLE); None when empty.
 
-    The segmentation is checked first (``gains.gamm.checks.check_segmentation``: finite numbers near the
+    The segmentation is checked first (``gains.core.checks.check_segmentation``: finite numbers near the
     image, well-formed RLE).
 
     Raises:
@@ -236,3 +236,37 @@ def segmentation_to_crop(segmentation: Any, height: int, width: int) -> MaskCrop
         return decode_rle(segmentation, height, width)
     check_segmentation(segmentation, height, width)  # polygons, or a type it refuses
     return rasterize_polygons(segmentation, height, width)
+
+
+def crop_to_rle(crop: MaskCrop, height: int, width: int) -> dict[str, Any]:
+    """Compressed COCO RLE (counts as str, JSON-ready) of a mask crop placed in a (height, width) image.
+
+    The runs are read off the crop alone (see ``crop_runs``): nothing of the image's size is made, so the
+    cost follows the crop whatever the image's size. Bit for bit pycocotools' encoding of the full mask.
+    """
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.frPyObjects({"size": [height, width], "counts": crop_runs(crop, height, width)}, height, width)
+    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+
+
+def crop_runs(crop: MaskCrop, height: int, width: int) -> list[int]:
+    """Uncompressed COCO RLE counts of a crop placed in a (height, width) image, as pycocotools writes them:
+    alternating run lengths of 0s and 1s in column-major order, starting with 0s (a run of length 0 when
+    pixel (0, 0) is set), every run of length > 0 after that. ``crop.mask`` need not be tight.
+    """
+    h, w = crop.mask.shape
+    padded = np.zeros((w, h + 2), dtype=np.int8)  # one crop column a row, an empty pixel above and below it
+    padded[:, 1:-1] = crop.mask.T
+    cols, rows = np.nonzero(np.diff(padded, axis=1))  # a run of 1s starts or ends at crop row ``rows``
+    edges = (crop.x0 + cols).astype(np.int64) * height + (crop.y0 + rows)  # column-major image index, increasing
+    joined = np.flatnonzero(edges[1:] == edges[:-1])  # a run ending at a column's foot as the next starts at its head
+    edges = np.delete(edges, np.concatenate((joined, joined + 1)))
+    runs = np.diff(edges, prepend=0, append=height * width)
+    return runs[:-1].tolist() if runs[-1] == 0 else runs.tolist()
+
+
+
+def crop_bbox(crop: MaskCrop) -> list[float]:
+    """COCO xywh box of a mask crop: [x0, y0, x1 - x0, y1 - y0] with x1, y1 exclusive."""
+    return [float(crop.x0), float(crop.y0), float(crop.x1 - crop.x0), float(crop.y1 - crop.y0)]

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from matplotlib.path import Path as MplPath
 
-from gains.gamm import raster
-from gains.gamm.raster import rasterize_polygons
+from gains.core import masks as raster
+from gains.core.masks import rasterize_polygons
 from tests.conftest import SHARED
 
 GOLDEN = [pytest.param(p.parent, id=p.parent.name, marks=[pytest.mark.slow] * p.parent.name.startswith("full_"))

@@ -7,7 +7,7 @@ import pytest
 from matplotlib.path import Path as MplPath
 from pycocotools import mask as mask_utils
 
-from gains.gamm.raster import MaskCrop, rasterize_polygons, segmentation_to_crop, tight_crop
+from gains.core.masks import MaskCrop, rasterize_polygons, segmentation_to_crop, tight_crop
 
 
 def reference_raster(poly: list[float], h: int, w: int) -> np.ndarray:

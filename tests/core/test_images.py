@@ -1,4 +1,4 @@
-"""gains.inputs: every input kind of docs/INPUTS.md, each from its own small synthetic file."""
+"""gains.core.images: every input kind of docs/INPUTS.md, each from its own small synthetic file."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import tifffile
 from PIL import Image
 
 from gains.cli import main
+from gains.core.images import PlaneChoice, check_input, parse_channels, parse_plane, read_planes
 from gains.errors import InputError
-from gains.inputs import PlaneChoice, check_input, parse_channels, parse_plane, read_planes
 from gains.intensity import Normalisation
 
 RNG = np.random.default_rng(0)
@@ -289,7 +289,7 @@ def test_predict_names_the_plane_with_non_finite_pixels(tiny_run: Path, tmp_path
 
 
 def test_inputs_doc_table_names_only_real_tests() -> None:
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]
     doc = (root.parent / "docs" / "INPUTS.md").read_text()
     named = set(re.findall(r"`([TP])::(test_\w+)`", doc))
     sources = {"T": Path(__file__).read_text(), "P": (root / "inference" / "test_predict.py").read_text()}
