@@ -26,7 +26,7 @@ def to_twelve_bit(src: Path, dst: Path) -> Path:
     """Copy a canonical dataset with each 8-bit image v rewritten as the 12-bit value 80 + 15.7 v (uint16 TIFF)."""
     import tifffile
 
-    from gains.imageio import read_image
+    from gains.core.images import read_image
 
     doc = json.loads((src / "annotations.json").read_text())
     (dst / "images").mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gains.core.images import read_image
 from gains.core.masks import MaskCrop, crop_bbox, crop_to_rle, segmentation_to_crop
-from gains.imageio import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -69,7 +69,24 @@ def dense_pixels(size: int, instances: list[Any], seed: int = 0) -> np.ndarray:
 
 
 def write_format(fmt: str, out: Path, pixels: np.ndarray, instances: list[Any]) -> None:
-    """Write one format of one image into ``out`` with the functions ``gains predict`` uses for it."""
+    """Write one format of one image into ``out`` as ``gains predict`` does (the registry ``gains.formats``)."""
+    from gains.intensity import DEFAULT
+
+    try:
+        from gains.formats import FORMATS
+        from gains.formats.result import ImageResult
+    except ImportError:  # the code before the registry, measured as the 'before' arm
+        return _write_format_before(fmt, out, pixels, instances)
+    h, w = pixels.shape[:2]
+    module = FORMATS[fmt]
+    result = ImageResult(instances, CATEGORIES, h, w, file_name="img.png", pixels=pixels, normalisation=DEFAULT)
+    module.write(result, out, "img")
+    if hasattr(module, "finish"):
+        module.finish(out, [module.collect(result)], CATEGORIES)
+
+
+def _write_format_before(fmt: str, out: Path, pixels: np.ndarray, instances: list[Any]) -> None:
+    """``write_format`` with the writers of the code before the registry (``gains.inference.writers``)."""
     from gains.inference import predict_run, writers
     from gains.intensity import DEFAULT
 

@@ -242,12 +242,13 @@ def evaluate_run(cfg: Config, run: Path, device: str) -> tuple[dict[str, float],
     scored with ``cfg.eval`` (score threshold, detections per image), and the per-image metrics keyed by
     (image id, category)."""
     from gains.inference.eval_run import evaluate_checkpoint
+    from gains.inference.predictor import PredictOptions
 
     if cfg.data.synthetic:
         data, split = run / "data" / "val", "all"
     else:
         data, split = Path(cfg.data.test).parent, "test"
-    evaluate_checkpoint(run / "last.pt", data, split, run / "eval", device=device,
+    evaluate_checkpoint(run / "last.pt", data, split, run / "eval", PredictOptions(device=device),
                         score_thresh=cfg.eval.score_thresh, max_dets=cfg.eval.max_dets)
     return read_eval(run)
 

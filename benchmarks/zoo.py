@@ -146,10 +146,11 @@ def run_device(out: Path) -> str:
 
 def evaluate(model: str, out: Path) -> dict[str, dict]:
     from gains.inference.eval_run import evaluate_checkpoint
+    from gains.inference.predictor import PredictOptions
 
     paths = prepare(model, out / "data")
-    device = run_device(out)
-    return {part: evaluate_checkpoint(out / "run", paths[part], "all", out / f"eval_{part}", device=device)
+    options = PredictOptions(device=run_device(out))
+    return {part: evaluate_checkpoint(out / "run", paths[part], "all", out / f"eval_{part}", options)
             for part in HELD_OUT[model]}
 
 
@@ -160,7 +161,7 @@ def bundle(model: str, out: Path, dest: Path) -> dict[str, int]:
 
     from PIL import Image
 
-    from gains.imageio import read_image
+    from gains.core.images import read_image
 
     if dest.exists():
         raise SystemExit(f"{dest}: already exists; choose a new folder")

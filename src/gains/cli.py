@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gains import __version__
 from gains.cli_args import (
@@ -34,6 +35,10 @@ from gains.cli_presets import add_presets
 from gains.cli_zoo import add_models
 from gains.core.images import MIN_SIDE
 from gains.errors import InputError
+from gains.formats import describe
+
+if TYPE_CHECKING:
+    from gains.inference.predictor import PredictOptions
 
 log = logging.getLogger("gains")
 
@@ -184,9 +189,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", help="train, val, test or all (default test)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", type=device, default="auto")
-    p.add_argument("--batch-size", type=positive_int, default=1)
-    p.add_argument("--score-thresh", type=probability, help="default: the checkpoint's eval.score_thresh")
+    p.add_argument("--batch-size", type=positive_int, default=1,
+                   help="kept for older scripts: images are predicted one at a time, as gains predict does")
+    p.add_argument("--score-thresh", type=probability, help="predictions kept for aji/aji_plus/pq/f1/dsb (AP uses "
+                   "all; default: the checkpoint's eval.score_thresh)")
     p.add_argument("--max-dets", type=positive_int, help="default: the checkpoint's eval.max_dets")
+    _add_tile_options(p)
     _add_scale_options(p)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override inference settings, e.g. model.detections_per_img=300")
@@ -200,11 +208,36 @@ def _add_scale_options(p: argparse.ArgumentParser) -> None:
                    "images, in pixels: images are scaled so objects get the size the model was trained at")
 
 
+def _add_tile_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tile", type=checked(int, lambda v: v == 0 or v >= MIN_SIDE, f"0 or an integer >= {MIN_SIDE}"),
+                   default=1024, help="tile side for large images (0: never tile)")
+    p.add_argument("--overlap", type=non_negative_int, default=128, help="tile overlap in pixels")
+    p.add_argument("--tile-merge", choices=("central", "union"), default="central",
+                   help="how tiles' detections become one set: each object from the tile whose core holds its "
+                   "centre (default; needs an overlap of an object's diameter), or the union of masks that agree "
+                   "across a seam (objects larger than the overlap)")
+
+
+def _predict_options(args: argparse.Namespace, score_thresh: float | None = None) -> PredictOptions:
+    """The ``PredictOptions`` of ``gains predict`` / ``gains eval`` arguments.
+
+    Raises:
+        InputError: an overlap not smaller than the tile.
+    """
+    from gains.inference.predictor import PredictOptions
+
+    if args.tile and args.overlap >= args.tile:
+        raise InputError(f"--overlap {args.overlap} must be smaller than --tile {args.tile}")
+    return PredictOptions(tile=args.tile or None, overlap=args.overlap, merge=args.tile_merge, scale=args.scale,
+                          object_size=args.object_size, score_thresh=score_thresh, device=args.device,
+                          overrides=tuple(args.overrides))
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from gains.inference.eval_run import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out, args.device, args.batch_size,
-                                  args.overrides, args.score_thresh, args.max_dets, args.scale, args.object_size)
+    metrics = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out, _predict_options(args),
+                                  args.score_thresh, args.max_dets)
     print(metrics["scale_note"])
     _print_metrics(metrics)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'METRICS.json'}")
@@ -218,15 +251,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path, help="run folder, checkpoint file or shipped model name (gains models)")
     p.add_argument("inputs", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF, OME-TIFF) or folders")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--format", default="coco,overlay",
-                   help="comma list of coco, labels, overlay, ga, imagej (Fiji ROI zip), geojson (QuPath)")
-    p.add_argument("--tile", type=checked(int, lambda v: v == 0 or v >= MIN_SIDE, f"0 or an integer >= {MIN_SIDE}"),
-                   default=1024, help="tile side for large images (0: never tile)")
-    p.add_argument("--overlap", type=non_negative_int, default=128, help="tile overlap in pixels")
-    p.add_argument("--tile-merge", choices=("central", "union"), default="central",
-                   help="how tiles' detections become one set: each object from the tile whose core holds its "
-                   "centre (default; needs an overlap of an object's diameter), or the union of masks that agree "
-                   "across a seam (objects larger than the overlap)")
+    p.add_argument("--format", default="coco,overlay", help=f"comma list of {describe('predict')}")
+    _add_tile_options(p)
     _add_scale_options(p)
     p.add_argument("--score-thresh", type=probability, help="default: the checkpoint's eval.score_thresh")
     p.add_argument("--device", type=device, default="auto")
@@ -239,13 +265,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from gains.inference.predict_run import predict_files
 
-    if args.tile and args.overlap >= args.tile:
-        raise InputError(f"--overlap {args.overlap} must be smaller than --tile {args.tile}")
+    options = _predict_options(args, args.score_thresh)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    summary = predict_files(args.checkpoint, args.inputs, args.out, formats, tile=args.tile or None,
-                            overlap=args.overlap, device=args.device, scale=args.scale,
-                            score_thresh=args.score_thresh, overrides=args.overrides, progress=not args.quiet,
-                            object_size=args.object_size, choice=plane_choice(args), merge=args.tile_merge)
+    summary = predict_files(args.checkpoint, args.inputs, args.out, formats, options, progress=not args.quiet,
+                            choice=plane_choice(args))
     if summary["main"]:  # under torchrun, rank 0 reports for all
         print(summary["scale_note"])
         print(f"{summary['instances']} instances in {summary['images']} images -> {summary['out']} "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gains.cli_args import non_negative_int, positive_int
 from gains.errors import InputError
+from gains.formats import describe, names
 
 
 def add_synth(sub: argparse._SubParsersAction) -> None:
@@ -103,12 +104,10 @@ def add_dataset_tools(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", type=Path, help="canonical dataset folder (or an annotations JSON)")
     p.add_argument("--json", type=Path, help="also write the numbers as JSON")
     p.set_defaults(func=_cmd_stats)
-    p = sub.add_parser("export", help="canonical dataset -> label images, mask folders, Fiji ROIs or QuPath GeoJSON",
-                       description="Write a canonical dataset's ground truth as label images (labels), one mask "
-                                   "PNG per instance (masks), one Fiji ROI zip per image (imagej) or one QuPath "
-                                   "GeoJSON per image (geojson).")
+    p = sub.add_parser("export", help=f"canonical dataset -> {', '.join(names('export'))}",
+                       description=f"Write a canonical dataset's ground truth in one format: {describe('export')}.")
     p.add_argument("folder", type=Path)
-    p.add_argument("--to", choices=("labels", "masks", "imagej", "geojson"), required=True)
+    p.add_argument("--to", choices=names("export"), required=True, help=describe("export"))
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_export)
@@ -146,13 +145,8 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    if args.to in ("imagej", "geojson"):
-        from gains.formats.export import export_outlines
+    from gains.formats.export import export_dataset
 
-        out = export_outlines(args.folder, args.to, args.out, overwrite=args.overwrite)
-    else:
-        from gains.data.export import export_dataset
-
-        out = export_dataset(args.folder, args.to, args.out, overwrite=args.overwrite)
+    out = export_dataset(args.folder, args.to, args.out, overwrite=args.overwrite)
     print(f"exported {args.folder} as {args.to} to {out}")
     return 0

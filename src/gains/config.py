@@ -6,6 +6,7 @@ below them takes plain arguments.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import types
@@ -244,12 +245,9 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     """Return ``value`` coerced to the annotated type ``tp`` (int -> float allowed), or raise InputError."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for arg in typing.get_args(tp):
-            try:
+            with contextlib.suppress(InputError):
                 return _check_type(value, arg, where)
-            except InputError as exc:
-                errors.append(str(exc))
         raise InputError(f"{where}: {value!r} is not a {tp}")
     if tp is type(None):
         if value is None:

@@ -75,6 +75,7 @@ def _stages(out: Path, minutes: float, size: int, n_train: int, n_val: int, prog
     from gains.gamm import GammParams, run_gamm
     from gains.inference.eval_run import evaluate_checkpoint
     from gains.inference.predict_run import predict_files
+    from gains.inference.predictor import PredictOptions
     from gains.report import build_report
 
     t0 = time.perf_counter()
@@ -96,13 +97,13 @@ def _stages(out: Path, minutes: float, size: int, n_train: int, n_val: int, prog
     log.info("3/6 trained %d iterations in %.0f s (%s; budget %.1f min; %.0f s so far)", summary["iterations"],
              time.perf_counter() - t, PRECISION_NAMES[summary["amp"]], minutes, time.perf_counter() - t0)
     t = time.perf_counter()
-    metrics = evaluate_checkpoint(run, data / "val", "all", run / "eval", device="cpu")
+    metrics = evaluate_checkpoint(run, data / "val", "all", run / "eval", PredictOptions(device="cpu"))
     log.info("4/6 held-out segm/AP %.3f, aji_gains %.3f (%.0f s)", metrics["segm/AP"], metrics["aji_gains"],
              time.perf_counter() - t)
     t = time.perf_counter()
     val_images = sorted((data / "val" / "images").glob("*.png"))[:3]
-    predict_files(run, val_images, out / "predictions", ["coco", "labels", "overlay", "ga"], device="cpu",
-                  progress=False)
+    predict_files(run, val_images, out / "predictions", ["coco", "labels", "overlay", "ga"],
+                  PredictOptions(device="cpu"), progress=False)
     log.info("5/6 predictions -> %s (%.0f s)", out / "predictions", time.perf_counter() - t)
     t = time.perf_counter()
     report = build_report(run, out / "report.html", metrics=metrics)

@@ -158,9 +158,24 @@ class Normalisation:
         return self.apply(pixels, self.fit(pixels))
 
 
+def to_display(image: np.ndarray, normalisation: Normalisation | None = None) -> np.ndarray:
+    """Float64 (H, W, 3) in [0, 1] of reader pixels (H, W) or (H, W, C), for figures: scaled by ``normalisation``
+    (what a model sees) when given, else stretched from the image's min to its max, grey replicated, two
+    channels shown by the first, alpha dropped."""
+    img = np.asarray(image)
+    if normalisation is not None:
+        return np.clip(normalisation(img), 0.0, 1.0).astype(np.float64)
+    img = select_channels(img).astype(np.float64)
+    if img.shape[-1] == 2:
+        img = img[..., :1]
+    img = to_three(img)
+    lo, hi = float(img.min()), float(img.max())
+    return (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+
+
 DEFAULT = Normalisation()
 LEGACY = Normalisation(LEGACY_MODE)
 UNIT = Normalisation("fixed", value_range=(0.0, 1.0))  # for values already normalised to [0, 1]
 
 __all__ = ["DEFAULT", "LEGACY", "LEGACY_MODE", "MODES", "UNIT", "Normalisation", "Scaling", "select_channels",
-           "to_three"]
+           "to_display", "to_three"]

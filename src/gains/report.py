@@ -65,8 +65,8 @@ def _loss_figure(lines: list[dict[str, Any]]) -> str | None:
 def _image_figure(pixels, gt_masks, ga_true, instances, height: int, width: int, title: str, norm) -> str:
     import matplotlib.pyplot as plt
 
-    from gains.imageio import to_display
-    from gains.inference.writers import ga_image
+    from gains.formats.ga import ga_image
+    from gains.intensity import to_display
     from gains.visualize import ga_composite, outline_overlay
 
     pred_masks = [i.mask.to_dense(height, width) for i in instances]
@@ -132,15 +132,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, n_images: i
     ``metrics`` (e.g. from ``gains eval``) is shown when given; else ``RUN_DIR/eval/METRICS.json`` when
     present; else the last validation line of ``metrics.jsonl``.
     """
-    import torch
-
-    from gains.core.coco import resolve_image
     from gains.data.dataset import InstanceDataset
     from gains.engine.train import gamm_params, resolve_data
-    from gains.imageio import read_image
-    from gains.inference.loading import load_model
-    from gains.inference.predictor import Predictor
-    from gains.intensity import Normalisation
+    from gains.inference.predictor import PredictOptions, Predictor
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -179,19 +173,17 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, n_images: i
     if loss_png:
         parts += ["<h2>Training</h2>", f"<img alt='loss curves' src='data:image/png;base64,{loss_png}'>"]
     if val_json is not None and (run_dir / "last.pt").exists():
-        model, mcfg, categories = load_model(run_dir, device=torch.device(device))
-        norm = Normalisation.of_model(mcfg.model)
+        predictor = Predictor.from_checkpoint(run_dir, PredictOptions(device=device))  # as gains predict does
+        norm = predictor.normalisation
         ds = InstanceDataset(val_json, images, gamm=gamm_params(cfg), cache_dir=run_dir / "ga_cache",
                              normalisation=norm)
-        predictor = Predictor(model, categories, torch.device(device), tile=None, score_thresh=mcfg.eval.score_thresh,
-                              normalisation=norm)
         parts.append(f"<p>Images are shown as the model sees them: input normalisation {html.escape(norm.describe())}."
                      "</p>")
         parts.append("<h2>Examples (validation images)</h2>")
         for k in range(min(n_images, len(ds))):
             _, target = ds[k]
             image = ds.images[k]
-            pixels = read_image(resolve_image(ds.images_dir, image.file_name, str(ds.coco.path)))
+            pixels = ds.pixels(k)
             h, w = pixels.shape[:2]
             png = _image_figure(pixels, [m.numpy().astype(bool) for m in target["masks"]],
                                 target["ga_maps"].numpy(), predictor.predict(pixels), h, w, image.file_name, norm)

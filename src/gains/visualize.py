@@ -10,8 +10,7 @@ from scipy import ndimage
 
 from gains.atomic import atomic_write
 from gains.core.masks import MaskCrop, tight_crop
-from gains.imageio import to_display
-from gains.intensity import Normalisation
+from gains.intensity import Normalisation, to_display
 
 
 def instance_colours(n: int, seed: int = 0) -> np.ndarray:
@@ -116,15 +115,14 @@ def gamm_previews(
     Returns:
         The written paths, ``<out_dir>/<image_id>.png``.
     """
-    from gains.core.coco import load_coco, resolve_image
+    from gains.core.coco import load_coco, read_coco_image
     from gains.gamm.prepare import prepare_image
-    from gains.imageio import read_image
 
     coco = load_coco(annotations)
     written = []
     for image in coco.images[: max(k, 0)]:
         height, width, instances, _ = prepare_image(coco, image, Path(image_dir), skip_invalid=True)
-        pixels = read_image(resolve_image(Path(image_dir), image.file_name, str(coco.path)))
+        pixels = read_coco_image(coco, image, Path(image_dir))
         masks = [inst.crop.to_dense(height, width) for inst in instances]
         maps = [load_map(inst.ann_id) for inst in instances]
         path = Path(out_dir) / f"{image.id}.png"

@@ -12,12 +12,12 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from gains.cli import main
-from gains.data.export import export_dataset
 from gains.data.folders import convert_labels, convert_masks
 from gains.data.normalise import convert_coco
 from gains.data.split import split_dataset
 from gains.data.stats import dataset_stats
 from gains.errors import InputError
+from gains.formats.export import export_dataset
 from tests.conftest import BAD_INPUTS, corrupt_dataset, disc_polygon, shared_path, write_coco
 
 

@@ -47,7 +47,7 @@ def test_imagej_fills_each_roi_back_to_its_mask(tmp_path: Path) -> None:
         if mask.any():
             masks.append(mask)
     records = predicted(masks[:5]) + [Record(k, 1, "cell", tight_crop(m), 0.5) for k, m in enumerate(masks[5:], 6)]
-    path = imagej.write(records, tmp_path / "img_rois.zip")
+    path = imagej.write_records(records, tmp_path / "img_rois.zip")
     rows = run_imagej(path, H, W, tmp_path / "ij")
     assert len(rows) == len(masks)
     types = {int(r[2]) for r in rows}

@@ -13,10 +13,14 @@ import pytest
 import roifile
 from shapely.geometry import shape
 
+from gains.core.coco import load_coco
 from gains.core.masks import MaskCrop
+from gains.errors import InputError
 from gains.formats import geojson, imagej
-from gains.formats.records import Record, records_from_annotations
-from tests.conftest import disc_polygon
+from gains.formats.export import ground_truth
+from gains.formats.records import Record
+from gains.formats.result import ImageResult
+from tests.conftest import disc_polygon, write_coco
 from tests.formats.helpers import CATEGORIES, H, W, predicted, rasterise_geometry, rasterise_rings, scene
 
 # roifile before 2026.1.20 cut the properties short when reading (writing was right, ImageJ reads them)
@@ -31,7 +35,7 @@ def props(roi) -> dict[str, str]:
 
 def test_imagej_zip_reads_back_with_roifile(tmp_path: Path) -> None:
     masks = scene()
-    path = imagej.write(predicted(masks), tmp_path / "img_rois.zip")
+    path = imagej.write_records(predicted(masks), tmp_path / "img_rois.zip")
     rois = roifile.roiread(path)
     assert [r.name for r in rois] == ["0001_cell_0.900", "0002_nucleus_0.800", "0003_cell_0.700",
                                       "0004_nucleus_0.600", "0005_cell_0.500"]
@@ -59,7 +63,7 @@ def test_imagej_zip_reads_back_with_roifile(tmp_path: Path) -> None:
 
 def test_geojson_is_valid_and_has_the_qupath_fields(tmp_path: Path) -> None:
     masks = scene()
-    path = geojson.write(predicted(masks), tmp_path / "img.geojson")
+    path = geojson.write_records(predicted(masks), tmp_path / "img.geojson")
     doc = geojson_lib.loads(path.read_text())
     assert doc.is_valid, doc.errors()
     assert doc["type"] == "FeatureCollection" and len(doc["features"]) == len(masks)
@@ -78,14 +82,20 @@ def test_geojson_is_valid_and_has_the_qupath_fields(tmp_path: Path) -> None:
     assert first["properties"]["measurements"] == {"id": 1, "area_px": int(masks[0].sum()), "score": 0.9}
     ids = [f["id"] for f in doc["features"]]
     assert len(set(ids)) == len(ids) and all(len(i) == 36 for i in ids)  # UUIDs, as QuPath 0.4+ reads them
-    again = geojson.write(predicted(masks), tmp_path / "again.geojson", stem="img")
+    again = geojson.write_records(predicted(masks), tmp_path / "again.geojson", stem="img")
     assert [f["id"] for f in json.loads(again.read_text())["features"]] == ids  # same instances, same ids
 
 
-def test_ground_truth_records_from_annotations() -> None:
+def ground_truth_of(folder: Path, anns: list[dict]) -> ImageResult:
+    """The one image of a dataset of ``anns`` (ids given, image 1 of H x W) as ``gains export`` reads it."""
+    coco = load_coco(write_coco(folder, [("a.png", H, W)], [{"image_id": 1, **a} for a in anns], CATEGORIES))
+    return ground_truth(coco, coco.images[0], folder / "images")
+
+
+def test_ground_truth_records_from_annotations(tmp_path: Path) -> None:
     anns = [{"id": 7, "category_id": 2, "segmentation": [disc_polygon(30, 30, 10)]},
             {"id": 9, "category_id": 1, "segmentation": [disc_polygon(32, 38, 10)]}]
-    records = records_from_annotations(anns, H, W, CATEGORIES, where="ann.json", image_id=1)
+    records = ground_truth_of(tmp_path, anns).records
     assert [(r.id, r.category, r.score) for r in records] == [(7, "nucleus", None), (9, "cell", None)]
     doc = geojson.feature_collection(records, object_type="annotation", stem="a")
     assert [f["properties"]["name"] for f in doc["features"]] == ["0007_nucleus", "0009_cell"]
@@ -96,27 +106,26 @@ def test_ground_truth_records_from_annotations() -> None:
 
 
 def test_empty_image_gives_empty_files(tmp_path: Path) -> None:
-    assert roifile.roiread(imagej.write([], tmp_path / "e_rois.zip")) == []
-    doc = geojson_lib.loads(geojson.write([], tmp_path / "e.geojson").read_text())
+    assert roifile.roiread(imagej.write_records([], tmp_path / "e_rois.zip")) == []
+    doc = geojson_lib.loads(geojson.write_records([], tmp_path / "e.geojson").read_text())
     assert doc.is_valid and doc["features"] == []
 
 
 def test_bad_input_is_refused_and_writes_nothing(tmp_path: Path) -> None:
     good = predicted(scene()[:1])
     with pytest.raises(ValueError, match=r"\.zip"):
-        imagej.write(good, tmp_path / "x.roi")
+        imagej.write_records(good, tmp_path / "x.roi")
     with pytest.raises(ValueError, match="object type"):
-        geojson.write(good, tmp_path / "x.geojson", object_type="cell")
+        geojson.write_records(good, tmp_path / "x.geojson", object_type="cell")
     twice = [good[0], good[0]]
     with pytest.raises(ValueError, match="share an id"):
-        imagej.write(twice, tmp_path / "t_rois.zip")
+        imagej.write_records(twice, tmp_path / "t_rois.zip")
     empty = [Record(1, 1, "cell", MaskCrop(0, 0, np.zeros((2, 2), bool)))]
     with pytest.raises(ValueError, match="non-empty"):
-        geojson.write(empty, tmp_path / "e.geojson")
+        geojson.write_records(empty, tmp_path / "e.geojson")
     negative = [Record(1, 1, "cell", MaskCrop(-1, 0, np.ones((2, 2), bool)))]
     with pytest.raises(ValueError, match="negative"):
-        imagej.write(negative, tmp_path / "n_rois.zip")
+        imagej.write_records(negative, tmp_path / "n_rois.zip")
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(Exception, match="annotation 3 \\(image 1\\): empty mask"):
-        records_from_annotations([{"id": 3, "category_id": 1, "segmentation": [[200, 200, 210, 200, 210, 210]]}],
-                                 H, W, CATEGORIES, image_id=1)
+    with pytest.raises(InputError, match="annotation 3 \\(image 1\\): empty mask"):
+        ground_truth_of(tmp_path, [{"id": 3, "category_id": 1, "segmentation": [[200, 200, 210, 200, 210, 210]]}])

@@ -15,8 +15,9 @@ from pycocotools import mask as mask_utils
 from gains.cli import main
 from gains.core.masks import tight_crop
 from gains.errors import InputError
+from gains.formats.ga import ga_image
+from gains.formats.labels import label_layers
 from gains.inference.predictor import Instance, Predictor, keep_central, merge_tiles
-from gains.inference.writers import ga_image, label_layers
 
 
 def disc(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:

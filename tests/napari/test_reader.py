@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from gains.errors import InputError
-from gains.inference.writers import coco_results, write_ga
+from gains.formats import ga
+from gains.formats.coco import coco_results
+from gains.formats.result import ImageResult
 from gains.napari.reader import folder_kind, get_reader, read_folder
 from tests.napari.test_layers import CATS, scene
 
@@ -26,7 +28,7 @@ def predict_folder(tmp_path: Path, with_ga: bool = True) -> Path:
     (out / "images.json").write_text(json.dumps(doc))
     (out / "results.json").write_text(json.dumps(coco_results(insts, 1, 40, 50)))
     if with_ga:
-        write_ga(out, "img", insts, 40, 50)
+        ga.write(ImageResult(insts, CATS, 40, 50), out, "img")
     return out
 
 

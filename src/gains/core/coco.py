@@ -10,21 +10,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gains.core.checks import check_id
-from gains.core.masks import MaskCrop, segmentation_to_crop
+from gains.core.images import DATASET_PLANE, PlaneChoice, dataset_plane, image_size, read_image
+from gains.core.masks import MaskCrop, crop_bbox, crop_to_rle, segmentation_to_crop
 from gains.errors import InputError
-from gains.imageio import image_size
 from gains.jsonfile import parse_json
 
 
 @dataclass(frozen=True)
 class CocoImage:
-    """One ``images`` entry; height/width are None when the JSON omits them."""
+    """One ``images`` entry; height/width are None when the JSON omits them; ``plane``: the plane of the file the
+    entry's optional keys ``z``, ``t``, ``channels``, ``axes`` pick (``gains.core.images.dataset_plane``)."""
 
     id: int
     file_name: str
     height: int | None
     width: int | None
+    plane: PlaneChoice = DATASET_PLANE
 
 
 @dataclass
@@ -38,10 +42,6 @@ class CocoAnnotations:
     sha256: str
     categories: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_annotations(self) -> int:
-        return sum(len(v) for v in self.anns_by_image.values())
 
 
 def _int_field(obj: dict[str, Any], key: str, where: str) -> int:
@@ -97,7 +97,7 @@ def load_coco(path: str | Path) -> CocoAnnotations:
             w = _int_field(img, "width", f"{path}: image {iid}")
             if h <= 0 or w <= 0:
                 raise InputError(f"{path}: image {iid}: height and width must be positive")
-        images.append(CocoImage(iid, name, h, w))
+        images.append(CocoImage(iid, name, h, w, dataset_plane(img, f"{path}: image {iid}")))
     by_image: dict[int, list[dict[str, Any]]] = {img.id: [] for img in images}
     seen_anns: set[int] = set()
     for ann in data["annotations"]:
@@ -145,14 +145,41 @@ def annotation_crop(path: Path, ann: dict[str, Any], height: int, width: int) ->
 
 
 def checked_image_file(coco: CocoAnnotations, image: CocoImage, image_dir: Path) -> tuple[Path, int, int]:
-    """(file, height, width) of an image entry: the file exists, is readable and has the JSON's size.
+    """(file, height, width) of an image entry, from the file's header: the file exists, is readable, gives the
+    entry's one plane (``image.plane``) and that plane has the JSON's size.
 
     Raises:
-        InputError: path escaping ``image_dir``, missing/unreadable file, size different from the JSON.
+        InputError: path escaping ``image_dir``, missing/unreadable file, several planes, size different from the
+            JSON.
     """
-    where = f"{coco.path}: image {image.id}"
-    file = resolve_image(image_dir, image.file_name, where)
-    height, width = image_size(file)
-    if image.height is not None and (image.height, image.width) != (height, width):
-        raise InputError(f"{where}: {file} is {height}x{width} but the JSON says {image.height}x{image.width}")
+    file = resolve_image(image_dir, image.file_name, f"{coco.path}: image {image.id}")
+    height, width = image_size(file, image.plane)
+    _check_size(coco, image, file, height, width)
     return file, height, width
+
+
+def read_coco_image(coco: CocoAnnotations, image: CocoImage, image_dir: Path) -> np.ndarray:
+    """Pixels (H, W) or (H, W, C<=3) of an image entry's plane (``gains.core.images.read_image``), checked
+    against the JSON's size: what training, evaluation and figures see of a dataset image.
+
+    Raises:
+        InputError: as ``checked_image_file``.
+    """
+    file = resolve_image(image_dir, image.file_name, f"{coco.path}: image {image.id}")
+    pixels = read_image(file, image.plane)
+    _check_size(coco, image, file, *pixels.shape[:2])
+    return pixels
+
+
+def _check_size(coco: CocoAnnotations, image: CocoImage, file: Path, height: int, width: int) -> None:
+    if image.height is not None and (image.height, image.width) != (height, width):
+        raise InputError(f"{coco.path}: image {image.id}: file is {height}x{width} but the JSON says "
+                         f"{image.height}x{image.width} ({file})")
+
+
+def result_entry(crop: MaskCrop, image_id: int, category_id: int, score: float, height: int, width: int
+                 ) -> dict[str, Any]:
+    """One COCO result entry (what ``gains score`` reads): the crop's compressed RLE in a (height, width)
+    image and its pixel-edge xywh box. Every results file is encoded here, so all are scored alike."""
+    return {"image_id": image_id, "category_id": category_id, "score": score,
+            "segmentation": crop_to_rle(crop, height, width), "bbox": crop_bbox(crop)}

@@ -1,4 +1,4 @@
-"""Microscopy files in: a TIFF/OME-TIFF/PNG/JPEG becomes the 2-D planes a model segments.
+"""Image files in: the one reader of every TIFF/OME-TIFF/PNG/JPEG, for prediction, training, evaluation and figures.
 
 ``read_planes(path, choice)`` returns ``[Plane(label, pixels)]`` with pixels ``(H, W)`` or ``(H, W, C)``,
 ``C <= 3``, in the file's own dtype (float16 widened to float32, 1-bit to uint8), ready for
@@ -15,22 +15,32 @@
   1-3 channels are kept; four or more without alpha must be chosen.
 - **Refused** before decoding, each as one ``InputError`` line naming the file and what to pass: headers
   whose decoded size (times ``choice.scale`` squared for an upscale) exceeds ``choice.max_bytes``
-  (decompression bombs, absurd scales), images under ``MIN_SIDE`` pixels on a side, complex or other
+  (decompression bombs, absurd scales), images under ``choice.min_side`` pixels on a side, complex or other
   non-numeric pixel types. Non-finite pixels are refused by ``gains.intensity``.
+
+**A dataset image is one plane.** ``read_image`` and ``image_size`` (training, ``gains eval``, the report, the
+converters, mask and label files) read a file with the ``PlaneChoice`` of its COCO image entry's optional keys
+``"z"``, ``"t"``, ``"channels"``, ``"axes"`` (``dataset_plane``; meant as ``--z`` ... to ``gains predict``).
+With length-1 axes dropped and channels last the file must give exactly one plane: a channels-first
+``(C, Y, X)`` or ``(1, C, Y, X)`` TIFF needs no key, a z-stack names its plane (``"z": 3``) or is refused in
+one line naming the file. A plane index on a file without that axis may only be 0. Any size is accepted.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+import io
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from gains.errors import InputError
 
-TIFF_SUFFIXES = (".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")  # the files a folder of images is scanned for
+TIFF_SUFFIXES = IMAGE_SUFFIXES[3:]  # read with tifffile; every other file with Pillow
 MIN_SIDE = 16  # pixels; smaller images hold nothing a detector can segment
 DEFAULT_MAX_BYTES = 4 << 30  # decoded size of one file's series; raise with --max-input-gib
 PLANE_AXES = "ZT"  # iterated (or chosen) plane axes, in label order
@@ -52,6 +62,8 @@ class PlaneChoice:
         max_bytes: largest decoded size of a file's series accepted, after ``scale``.
         scale: pixel scale the planes get before the model (``--scale``, ``--object-size``); an upscale
             counts against ``max_bytes`` as the decoded size times ``scale`` squared.
+        min_side: smallest height and width accepted, in pixels.
+        keys: messages name the COCO image keys (``"z"``) that set this choice rather than options (``--z``).
     """
 
     channels: tuple[int, ...] | None = None
@@ -60,6 +72,12 @@ class PlaneChoice:
     axes: str | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
     scale: float = 1.0
+    min_side: int = MIN_SIDE
+    keys: bool = False
+
+
+PLANE_KEYS = ("z", "t", "channels", "axes")  # optional COCO image keys: the plane of a dataset image
+DATASET_PLANE = PlaneChoice(min_side=1, keys=True)  # a dataset image entry without plane keys
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,44 @@ class Plane:
 
     label: str
     pixels: np.ndarray
+
+
+def _opt(choice: PlaneChoice, key: str) -> str:
+    """How a message names a setting: ``--z`` on the command line, ``"z"`` in a dataset's image entry."""
+    return f'"{key}"' if choice.keys else f"--{key}"
+
+
+def dataset_plane(entry: Mapping[str, Any], where: str) -> PlaneChoice:
+    """The ``PlaneChoice`` of a COCO image entry's optional ``PLANE_KEYS`` (see the module docstring).
+
+    Raises:
+        InputError: a key of the wrong type (``where``: names the file and image).
+    """
+    z, t, channels, axes = (entry.get(k) for k in PLANE_KEYS)
+    for key, value in (("z", z), ("t", t)):
+        if value is not None and (type(value) is not int or value < 0):
+            raise InputError(f'{where}: "{key}" must be a plane index (0, 1, ...), not {value!r}')
+    if channels is not None:
+        if (not isinstance(channels, list) or not 1 <= len(channels) <= 3
+                or any(type(c) is not int or c < 0 for c in channels)):
+            raise InputError(f'{where}: "channels" must be a list of 1 to 3 channel indices, e.g. [0, 2], '
+                             f"not {channels!r}")
+        channels = tuple(channels)
+    if axes is not None and (not isinstance(axes, str) or not axes):
+        raise InputError(f'{where}: "axes" must be a string of axis letters, e.g. "ZYX", not {axes!r}')
+    return replace(DATASET_PLANE, z=z, t=t, channels=channels, axes=axes)
+
+
+def plane_keys(choice: PlaneChoice) -> dict[str, Any]:
+    """The COCO image keys that ``dataset_plane`` reads back as ``choice`` (only those set)."""
+    values = {key: getattr(choice, key) for key in PLANE_KEYS}
+    return {k: list(v) if k == "channels" else v for k, v in values.items() if v is not None}
+
+
+def label_plane(label: str) -> PlaneChoice:
+    """The dataset ``PlaneChoice`` of a plane label of ``read_planes`` (``"z3_t0"``; ``""`` for a 2-D file)."""
+    picks = {part[0]: int(part[1:]) for part in label.split("_") if part}
+    return replace(DATASET_PLANE, z=picks.get("z"), t=picks.get("t"))
 
 
 def parse_channels(text: str) -> tuple[int, ...]:
@@ -134,8 +190,9 @@ def _final_axes(path: Path, axes: str, shape: tuple[int, ...], choice: PlaneChoi
     if choice.axes is not None:
         user = choice.axes.upper()
         if len(user) != len(shape) or len(set(user)) != len(user) or not set(user) <= set("YX" + PLANE_AXES + "C"):
-            raise InputError(f"{path}: --axes {choice.axes!r} does not fit shape {shape}; give one distinct letter "
-                             f"of Z, T, C, Y, X per axis, e.g. --axes {_axes_hint(len(shape))}")
+            raise InputError(f"{path}: {_opt(choice, 'axes')} {choice.axes!r} does not fit shape {shape}; give one "
+                             f"distinct letter of Z, T, C, Y, X per axis, e.g. {_opt(choice, 'axes')} "
+                             f"{_axes_hint(len(shape))}")
         axes = user
     kept = [(a, n) for a, n in zip(axes, shape, strict=True) if n > 1 or a in "YX"]
     axes, shape = "".join(a for a, _ in kept), tuple(n for _, n in kept)
@@ -144,10 +201,12 @@ def _final_axes(path: Path, axes: str, shape: tuple[int, ...], choice: PlaneChoi
             and not any(a in CHANNEL_AXES for a in axes)):
         axes, unknown = "C" + axes[1:], []  # channels first, saved without metadata
     if unknown or "Y" not in axes or "X" not in axes:
-        raise InputError(f"{path}: cannot tell the axes of shape {shape} (file says {axes!r}); pass --axes with one "
-                         f"letter per axis, e.g. --axes {_axes_hint(len(shape))}")
+        raise InputError(f"{path}: cannot tell the axes of shape {shape} (file says {axes!r}); pass "
+                         f"{_opt(choice, 'axes')} with one letter per axis, e.g. {_opt(choice, 'axes')} "
+                         f"{_axes_hint(len(shape))}")
     if sum(a in CHANNEL_AXES for a in axes) > 1:
-        raise InputError(f"{path}: two channel axes in {axes!r} {shape}; pass --axes to say which is C")
+        raise InputError(f"{path}: two channel axes in {axes!r} {shape}; pass {_opt(choice, 'axes')} to say which "
+                         "is C")
     return axes, shape
 
 
@@ -207,25 +266,27 @@ def _pillow_pixels(im: object) -> np.ndarray:
     return arr.astype(np.uint8) if arr.dtype == bool else arr
 
 
-def _check(path: Path, header: _Header, choice: PlaneChoice) -> list[tuple[str, dict[str, int]]]:
-    """Validate a header against the choice; the planes as (label, {axis: index})."""
+def _check(path: Path, header: _Header, choice: PlaneChoice, one: bool = False) -> list[tuple[str, dict[str, int]]]:
+    """Validate a header against the choice (``one``: it must give exactly one plane); the planes as
+    (label, {axis: index})."""
     _refuse_size(path, header, choice)
     sizes = dict(zip(header.axes, header.shape, strict=True))
     if header.dtype.kind not in "buif":
         raise InputError(f"{path}: pixel type {header.dtype} is not supported; save real-valued pixels (integer or "
                          "float)")
-    if sizes["Y"] < MIN_SIDE or sizes["X"] < MIN_SIDE:
-        raise InputError(f"{path}: image is {sizes['Y']}x{sizes['X']} pixels; gains needs at least {MIN_SIDE} on "
-                         f"each side (wrong axes? pass --axes)")
+    if sizes["Y"] < choice.min_side or sizes["X"] < choice.min_side:
+        raise InputError(f"{path}: image is {sizes['Y']}x{sizes['X']} pixels; gains needs at least {choice.min_side} "
+                         f"on each side (wrong axes? pass {_opt(choice, 'axes')})")
     n_channels = next((sizes[a] for a in CHANNEL_AXES if a in sizes), 1)
     if choice.channels is not None:
         bad = [c for c in choice.channels if c >= n_channels]
         if bad:
-            raise InputError(f"{path}: --channels {bad[0]} but the image has {n_channels} channel(s) "
+            raise InputError(f"{path}: {_opt(choice, 'channels')} {bad[0]} but the image has {n_channels} channel(s) "
                              f"(0..{n_channels - 1})")
     elif n_channels - header.alpha > 3:
-        raise InputError(f"{path}: {n_channels} channels; pass --channels with up to 3 of them in the order the model "
-                         "should see them, e.g. --channels 0 or --channels 0,2")
+        opt = _opt(choice, "channels")
+        raise InputError(f"{path}: {n_channels} channels; pass {opt} with up to 3 of them in the order the model "
+                         f"should see them, e.g. {opt} 0 or {opt} 0,2")
     choices = {"Z": choice.z, "T": choice.t}
     picks: list[list[tuple[str, int]]] = [[]]
     for axis in PLANE_AXES:
@@ -233,11 +294,28 @@ def _check(path: Path, header: _Header, choice: PlaneChoice) -> list[tuple[str, 
             continue
         wanted = choices[axis]
         if wanted is not None and wanted >= sizes[axis]:
-            raise InputError(f"{path}: --{axis.lower()} {wanted} but the image has {sizes[axis]} {axis} planes "
-                             f"(0..{sizes[axis] - 1}); pass an index in range or all")
+            raise InputError(f"{path}: {_opt(choice, axis.lower())} {wanted} but the image has {sizes[axis]} {axis} "
+                             f"planes (0..{sizes[axis] - 1}); pass an index in range or all")
         indices = range(sizes[axis]) if wanted is None else [wanted]
         picks = [[*p, (axis, i)] for p in picks for i in indices]
+    if one:
+        _refuse_planes(path, sizes, len(picks), choice)
     return [("_".join(f"{a.lower()}{i}" for a, i in p), dict(p)) for p in picks]
+
+
+def _refuse_planes(path: Path, sizes: dict[str, int], n_planes: int, choice: PlaneChoice) -> None:
+    """Refuse a file that gives several planes where one image is wanted, or a plane index > 0 for an axis it
+    lacks."""
+    if n_planes > 1:
+        opts = " and ".join(_opt(choice, a.lower()) for a in PLANE_AXES if a in sizes and getattr(choice, a.lower())
+                            is None)
+        planes = ", ".join(f"{sizes[a]} {a}" for a in PLANE_AXES if a in sizes)
+        raise InputError(f"{path}: {n_planes} planes ({planes}) where one image is wanted; pick one with {opts}")
+    for axis in PLANE_AXES:
+        wanted = getattr(choice, axis.lower())
+        if wanted and axis not in sizes:
+            raise InputError(f"{path}: {_opt(choice, axis.lower())} {wanted} but the image has no {axis} planes; "
+                             f"leave {_opt(choice, axis.lower())} out")
 
 
 def check_inputs(paths: list[Path], choice: PlaneChoice = PlaneChoice()) -> list[tuple[Path, str]]:
@@ -247,7 +325,7 @@ def check_inputs(paths: list[Path], choice: PlaneChoice = PlaneChoice()) -> list
         InputError: a file ``check_input`` refuses, or ``choice.z`` / ``choice.t`` set while no file has that axis
             (an image without it is predicted whole; a plane index for none of them is a mistake).
     """
-    planes = [(path, plane) for path in paths for plane in _header_planes(path, choice)]
+    planes = [(path, plane) for path in paths for plane in _header_planes(path, choice)[1]]
     for axis, wanted in (("Z", choice.z), ("T", choice.t)):
         if wanted is not None and not any(axis in index for _, (_, index) in planes):
             others = len(paths) - 1
@@ -263,11 +341,13 @@ def check_input(path: str | Path, choice: PlaneChoice = PlaneChoice()) -> list[s
     Raises:
         InputError: the file cannot be used (see the module docstring), in one line naming it.
     """
-    return [label for label, _ in _header_planes(path, choice)]
+    return [label for label, _ in _header_planes(path, choice)[1]]
 
 
-def _header_planes(path: str | Path, choice: PlaneChoice) -> list[tuple[str, dict[str, int]]]:
-    """``_check`` of the file's header: its planes as (label, {axis: index})."""
+def _header_planes(path: str | Path, choice: PlaneChoice, one: bool = False,
+                   verify: bool = False) -> tuple[_Header, list[tuple[str, dict[str, int]]]]:
+    """The file's header and ``_check`` of it: its planes as (label, {axis: index}); ``verify``: Pillow also checks
+    the whole file (truncation, checksums) without decoding it."""
     path = _existing(path)
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
@@ -276,11 +356,34 @@ def _header_planes(path: str | Path, choice: PlaneChoice) -> list[tuple[str, dic
         else:
             with _pillow_open(path) as im:
                 header = _pillow_header(path, im, choice)
+                if verify:
+                    im.verify()
     except InputError:
         raise
     except Exception as exc:
         raise InputError(f"{path}: unreadable image ({exc})") from exc
-    return _check(path, header, choice)
+    return header, _check(path, header, choice, one)
+
+
+def image_size(path: str | Path, plane: PlaneChoice = DATASET_PLANE) -> tuple[int, int]:
+    """(height, width) of the one plane ``read_image`` reads, from the header (nothing decoded; Pillow files are
+    checked for truncation).
+
+    Raises:
+        InputError: the file is missing, unreadable, corrupt, or not one plane (see the module docstring).
+    """
+    header, _ = _header_planes(path, plane, one=True, verify=True)
+    return header.shape[header.axes.index("Y")], header.shape[header.axes.index("X")]
+
+
+def read_image(path: str | Path, plane: PlaneChoice = DATASET_PLANE) -> np.ndarray:
+    """Pixels (H, W) or (H, W, C<=3) of the one plane of a file that ``plane`` picks (a dataset image, a mask or
+    label file: see the module docstring).
+
+    Raises:
+        InputError: the file cannot be used, or gives several planes, in one line naming it.
+    """
+    return _read_planes(path, plane, True)[0].pixels
 
 
 def read_planes(path: str | Path, choice: PlaneChoice = PlaneChoice()) -> list[Plane]:
@@ -289,17 +392,21 @@ def read_planes(path: str | Path, choice: PlaneChoice = PlaneChoice()) -> list[P
     Raises:
         InputError: the file cannot be used, in one line naming it and what to pass.
     """
+    return _read_planes(path, choice, False)
+
+
+def _read_planes(path: str | Path, choice: PlaneChoice, one: bool) -> list[Plane]:
     path = _existing(path)
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             header, tif = _tiff_header(path, choice)
             with tif:
-                planes = _check(path, header, choice)
+                planes = _check(path, header, choice, one)
                 data = np.asarray(tif.series[0].asarray()).reshape(header.shape)
         else:
             with _pillow_open(path) as im:
                 header = _pillow_header(path, im, choice)
-                planes = _check(path, header, choice)
+                planes = _check(path, header, choice, one)
                 im.load()
                 data = _pillow_pixels(im).reshape(header.shape)
     except InputError:
@@ -338,3 +445,12 @@ def _existing(path: str | Path) -> Path:
     if not path.is_file():
         raise InputError(f"{path}: image file not found")
     return path
+
+
+def encode_tiff(array: np.ndarray) -> bytes:
+    """TIFF bytes of an array at full bit depth, for atomic writes (the reader reads them back as they were)."""
+    import tifffile
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, array)
+    return buf.getvalue()

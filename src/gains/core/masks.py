@@ -58,6 +58,28 @@ class MaskCrop:
         return out
 
 
+@dataclass
+class Instance:
+    """One object, as the predictor makes it and the writers (``gains.formats``) take it.
+
+    Attributes:
+        category_id: COCO category id.
+        score: the model's score in [0, 1] (ground truth read back for display: 1.0).
+        mask: the object's tight crop in image coordinates.
+        ga: None, or the predicted GA map over ``mask``'s crop box (float32, same shape, 1 = no anomaly).
+    """
+
+    category_id: int
+    score: float
+    mask: MaskCrop
+    ga: np.ndarray | None = None
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """xyxy, pixel edges."""
+        return self.mask.x0, self.mask.y0, self.mask.x1, self.mask.y1
+
+
 def tight_crop(mask: np.ndarray, y0: int = 0, x0: int = 0) -> MaskCrop | None:
     """Shrink a bool mask (placed at ``y0, x0``) to its bounding box; None when it is empty."""
     rows = np.flatnonzero(mask.any(axis=1))

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from gains.atomic import atomic_write
+from gains.core.images import DATASET_PLANE, TIFF_SUFFIXES, PlaneChoice, encode_tiff, image_size, plane_keys
 from gains.core.masks import MaskCrop, crop_bbox, crop_to_rle, tight_crop
 from gains.errors import InputError
-from gains.imageio import encode_tiff, image_size
 from gains.outputs import staged_folder
 
 
@@ -34,6 +34,7 @@ class Sample:
         category_ids: per-instance COCO category ids.
         extra: per-instance dicts merged into each annotation (e.g. CTO relations).
         source: an image file copied byte for byte instead of encoding ``image``.
+        plane: the plane of ``source`` the image is (its keys go into the image entry; ``gains.core.images``).
     """
 
     file_name: str
@@ -42,10 +43,11 @@ class Sample:
     category_ids: Sequence[int]
     extra: Sequence[dict[str, Any]] = field(default_factory=list)
     source: Path | None = None
+    plane: PlaneChoice = DATASET_PLANE
 
 
 def _write_image(path: Path, image: np.ndarray) -> None:
-    if path.suffix.lower() in (".tif", ".tiff"):
+    if path.suffix.lower() in TIFF_SUFFIXES:
         payload = encode_tiff(image)
         atomic_write(path, lambda fh: fh.write(payload))
         return
@@ -72,13 +74,14 @@ def write_dataset(
         images, anns = [], []
         for image_id, sample in enumerate(samples, start=1):
             if sample.source is not None:
-                h, w = image_size(sample.source)
+                h, w = image_size(sample.source, sample.plane)
                 (tmp / "images" / sample.file_name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(sample.source, tmp / "images" / sample.file_name)
             else:
                 h, w = sample.image.shape[:2]
                 _write_image(tmp / "images" / sample.file_name, sample.image)
-            images.append({"id": image_id, "file_name": sample.file_name, "height": h, "width": w})
+            images.append({"id": image_id, "file_name": sample.file_name, "height": h, "width": w,
+                           **plane_keys(sample.plane)})
             extras = list(sample.extra) or [{} for _ in sample.masks]
             for mask, cat, extra in zip(sample.masks, sample.category_ids, extras, strict=True):
                 if not isinstance(mask, MaskCrop):

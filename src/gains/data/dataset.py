@@ -24,14 +24,13 @@ import torch
 
 from gains import __version__
 from gains.atomic import atomic_write
-from gains.core.coco import CocoAnnotations, load_coco, resolve_image
+from gains.core.coco import CocoAnnotations, load_coco, read_coco_image
 from gains.core.masks import segmentation_to_crop
 from gains.data.crops import CropStack, dense
 from gains.errors import InputError
 from gains.gamm import GammParams, GammStore, image_maps
 from gains.gamm.prepare import prepare_image
 from gains.gamm.store import encode_image_maps, map_crop
-from gains.imageio import read_image
 from gains.intensity import DEFAULT, Normalisation, Scaling
 
 
@@ -127,13 +126,21 @@ class InstanceDataset(torch.utils.data.Dataset):
                 atomic_write(cached, lambda fh: np.savez_compressed(fh, **arrays))
         return CropStack.of(height, width, [map_crop(arrays, j) for j in range(n)], np.float32)
 
+    def pixels(self, index: int) -> np.ndarray:
+        """The pixels of image ``index``, (H, W) or (H, W, C) in the file's dtype, as every reader of a dataset
+        image gets them (training, ``gains eval``, the report).
+
+        Raises:
+            InputError: an unreadable file, one that is not one plane (``gains.core.images``), or one whose size
+                differs from the JSON's.
+        """
+        return read_coco_image(self.coco, self.images[index], self.images_dir)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
         image = self.images[index]
         where = f"{self.coco.path}: image {image.id}"
-        pixels = read_image(resolve_image(self.images_dir, image.file_name, where))
+        pixels = self.pixels(index)
         height, width = pixels.shape[:2]
-        if image.height is not None and (image.height, image.width) != (height, width):
-            raise InputError(f"{where}: file is {height}x{width} but the JSON says {image.height}x{image.width}")
         anns = self.coco.anns_by_image[image.id]
         masks = []
         boxes = np.zeros((len(anns), 4), dtype=np.float32)

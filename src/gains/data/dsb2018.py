@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gains.core.images import read_image
 from gains.data.canonical import Sample, write_dataset
 from gains.data.folders import read_binary_mask
 from gains.errors import InputError
-from gains.imageio import read_image
 
 CATEGORIES = [{"id": 1, "name": "nucleus"}]
 
@@ -37,10 +37,9 @@ def read_sample(folder: str | Path) -> Sample:
     """
     folder = Path(folder)
     image_id = folder.name
-    image = read_image(folder / "images" / f"{image_id}.png")
+    image = read_image(folder / "images" / f"{image_id}.png")  # alpha dropped
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
-    image = np.ascontiguousarray(image[..., :3])
     mask_files = sorted((folder / "masks").glob("*.png"))
     if not mask_files:
         raise InputError(f"{folder / 'masks'}: no mask PNG")

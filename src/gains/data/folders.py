@@ -15,12 +15,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from gains.core.images import IMAGE_SUFFIXES, image_size, read_image
 from gains.core.masks import MaskCrop, tight_crop
 from gains.data.canonical import Sample, write_dataset
 from gains.errors import InputError
-from gains.imageio import image_size, read_image
-
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from gains.core.images import image_size
 from gains.core.masks import tight_crop
 from gains.data.canonical import Sample, write_dataset
 from gains.errors import InputError
-from gains.imageio import image_size
 
 CATEGORIES = [{"id": 1, "name": "cell"}, {"id": 2, "name": "nucleus"}]
 

@@ -1,8 +1,9 @@
 """Any COCO instances file (polygons, RLE, uncompressed RLE) -> the canonical form.
 
 Polygons are rasterised with pycocotools (the rule training masks use everywhere else); images are
-checked against the JSON's size and copied byte for byte; images and annotations are renumbered from 1
-in file order, the old annotation id kept as ``orig_id``; extra annotation keys are kept.
+checked against the JSON's size and copied byte for byte, keeping their plane keys (``gains.core.images``);
+images and annotations are renumbered from 1 in file order, the old annotation id kept as ``orig_id``; extra
+annotation keys are kept.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def convert_coco(annotations: str | Path, images_dir: str | Path, out: str | Pat
                 crops.append(crop)
                 cats.append(int(ann["category_id"]))
                 extra.append({"orig_id": ann["id"], **{k: v for k, v in ann.items() if k not in COMPUTED}})
-            yield Sample(image.file_name, None, crops, cats, extra, source=file)
+            yield Sample(image.file_name, None, crops, cats, extra, source=file, plane=image.plane)
 
     return write_dataset(out, samples(), coco.categories, info={"source": f"COCO {coco.path}"}, overwrite=overwrite,
                          inputs=[coco.path, images_dir])

@@ -1,6 +1,8 @@
-"""Run a model over a dataset and score it: COCO results (RLE, overlaps kept), then AP.
+"""The fast validation during training: the model in hand over a dataset's images, whole, then COCO AP.
 
-DDP-aware: each rank predicts its share of the images and rank 0 gathers them.
+``gains eval`` predicts through ``gains.inference.Predictor`` instead (tiling included, what ``gains predict``
+writes); both encode results with ``gains.core.coco.result_entry``. DDP-aware: each rank predicts its share
+of the images and every rank gets the gathered results.
 """
 
 from __future__ import annotations
@@ -8,46 +10,41 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from gains.core.coco import result_entry
+from gains.core.masks import tight_crop
 from gains.core.parallel import all_gather_objects, rank, world_size
 from gains.evaluation.coco import coco_ap
 
 
 def to_coco_results(pred: dict[str, torch.Tensor], image_id: int, label_to_category: dict[int, int],
                     mask_thresh: float = 0.5) -> list[dict[str, Any]]:
-    """COCO result entries of one image's predictions: each instance its own RLE (overlaps kept)."""
-    from pycocotools import mask as mask_utils
-
+    """COCO result entries of one image's model output (``masks`` [N, 1, H, W] probabilities at image size):
+    each instance its own RLE (overlaps kept), empty masks dropped, as ``gains predict`` writes them."""
+    masks = (pred["masks"][:, 0] >= mask_thresh).cpu().numpy()
+    height, width = masks.shape[1:]
     out = []
-    masks = (pred["masks"][:, 0] >= mask_thresh).cpu().numpy().astype(np.uint8)
-    boxes = pred["boxes"].cpu().numpy()
     for k in range(masks.shape[0]):
-        rle = mask_utils.encode(np.asfortranarray(masks[k]))
-        x0, y0, x1, y1 = (float(v) for v in boxes[k])
-        out.append({"image_id": int(image_id), "category_id": int(label_to_category[int(pred["labels"][k])]),
-                    "segmentation": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode()},
-                    "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(pred["scores"][k])})
+        crop = tight_crop(masks[k])
+        if crop is not None:
+            category = label_to_category[int(pred["labels"][k])]
+            out.append(result_entry(crop, int(image_id), int(category), float(pred["scores"][k]), height, width))
     return out
 
 
 @torch.no_grad()
-def predict_dataset(model: torch.nn.Module, dataset, device: torch.device, batch_size: int = 1
-                    ) -> list[dict[str, Any]]:
-    """COCO results of ``model`` on every image of ``dataset`` (gathered from all ranks)."""
+def predict_dataset(model: torch.nn.Module, dataset, device: torch.device) -> list[dict[str, Any]]:
+    """COCO results of ``model`` on every image of ``dataset`` (an ``InstanceDataset``), gathered from all ranks."""
     was_training = model.training
     model.eval()
-    mine = list(range(rank(), len(dataset), world_size()))
     results: list[dict[str, Any]] = []
-    for start in range(0, len(mine), batch_size):
-        items = [dataset[i] for i in mine[start : start + batch_size]]
-        preds = model([img.to(device) for img, _ in items])
-        for (_, target), pred in zip(items, preds, strict=True):
-            results += to_coco_results(pred, int(target["image_id"]), dataset.label_to_category)
+    for i in range(rank(), len(dataset), world_size()):
+        image, target = dataset[i]
+        pred = model([image.to(device)])[0]
+        results += to_coco_results(pred, int(target["image_id"]), dataset.label_to_category)
     model.train(was_training)
-    gathered = all_gather_objects(results)
-    return [r for part in gathered for r in part]
+    return [r for part in all_gather_objects(results) for r in part]
 
 
 def evaluate(model: torch.nn.Module, dataset, gt_json: str | Path, device: torch.device, max_dets: int = 100

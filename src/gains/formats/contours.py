@@ -23,7 +23,6 @@ from itertools import pairwise
 
 import numpy as np
 from contourpy import FillType, LineType, SerialContourGenerator, ZInterp
-from matplotlib.path import Path
 
 from gains.core.masks import MaskCrop
 
@@ -150,6 +149,8 @@ def _owner(hole: Ring, shells: list[Ring]) -> int:
     The middle of a hole's edge is never on a shell (every pixel edge of the boundary is traced once, and
     the rings only meet at lattice points), so the test is exact.
     """
+    from matplotlib.path import Path  # matplotlib costs a tenth of a second to import: only where a hole is
+
     probe = (hole[0] + hole[1]) / 2.0
     lo, hi = hole.min(axis=0), hole.max(axis=0)
     for k in range(len(shells) - 1, -1, -1):  # smallest first: shells are sorted by decreasing area

@@ -1,54 +1,68 @@
-"""``gains export DIR --to imagej|geojson``: a canonical dataset's ground truth as Fiji ROI sets or QuPath
-GeoJSON, one file per image (``<stem>_rois.zip`` or ``<stem>.geojson``), overlapping instances kept."""
+"""``gains export DIR --to FORMAT``: a canonical dataset's ground truth (annotations.json + images/) in any
+format of ``FORMATS`` that export offers, one image at a time, overlapping instances kept where the format can
+hold them: label images, mask folders, Fiji ROI sets or QuPath GeoJSON (``gains.formats``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from gains.core.coco import checked_image_file, load_coco
+from gains.core.coco import CocoAnnotations, CocoImage, annotation_crop, checked_image_file, load_coco
+from gains.core.masks import Instance
 from gains.errors import InputError
-from gains.formats import geojson, imagej
-from gains.formats.records import records_from_annotations
+from gains.formats import select
+from gains.formats.result import ImageResult
 from gains.outputs import staged_folder
 
-TARGETS = ("imagej", "geojson")
 
-
-def output_name(stem: str, to: str) -> str:
-    """The file an image's instances go to: ``<stem>_rois.zip`` (imagej) or ``<stem>.geojson``."""
-    return f"{stem}_rois.zip" if to == "imagej" else f"{stem}.geojson"
-
-
-def export_outlines(folder: str | Path, to: str, out: str | Path, overwrite: bool = False,
-                    object_type: str = "annotation") -> Path:
-    """Write every image's annotations of ``folder`` (annotations.json + images/) into ``out``.
-
-    Instances keep their annotation ids and file order; images without annotations get an empty file.
-    ``object_type`` is the QuPath object type of the GeoJSON features (ground truth: ``annotation``).
-    The folder is built as ``out.partial`` and renamed when complete, so a failure leaves nothing.
+def ground_truth(coco: CocoAnnotations, image: CocoImage, image_dir: Path) -> ImageResult:
+    """One image of a dataset and its annotations (in file order, numbered by annotation id) as writers take it.
 
     Raises:
-        InputError: ``to`` is unknown, ``out`` is not empty (without ``overwrite``), two images share a
-            file name stem, or the dataset is broken (bad JSON, missing image, malformed or empty mask...).
+        InputError: a missing, unreadable or wrongly sized image file, or a malformed or empty segmentation.
     """
-    if to not in TARGETS:
-        raise InputError(f"unknown export format {to!r}; expected one of {', '.join(TARGETS)}")
+    file, height, width = checked_image_file(coco, image, image_dir)
+    anns = coco.anns_by_image[image.id]
+    instances = []
+    for ann in anns:
+        crop = annotation_crop(coco.path, ann, height, width)
+        if crop is None:
+            raise InputError(f"{coco.path}: annotation {ann['id']} (image {image.id}): empty mask (no pixel inside "
+                             "the segmentation)")
+        instances.append(Instance(int(ann["category_id"]), 1.0, crop))
+    return ImageResult(instances, coco.categories, height, width, image_id=image.id, file_name=image.file_name,
+                       file=file, ids=[int(a["id"]) for a in anns], truth=True)
+
+
+def export_dataset(folder: str | Path, to: str, out: str | Path, overwrite: bool = False) -> Path:
+    """Write every image's annotations of ``folder`` into ``out`` as format ``to``, named by the image's file
+    name stem (``gains.formats``: e.g. ``labels/<stem>.tif``, ``<stem>/masks/<id>.png``, ``<stem>_rois.zip``,
+    ``<stem>.geojson``). The folder is built as ``out.partial`` and renamed when complete, so a failure leaves
+    nothing.
+
+    Raises:
+        InputError: ``to`` is not a format export offers, ``out`` is not empty (without ``overwrite``), two
+            images share a file name stem, the dataset is broken (bad JSON, missing image, malformed or empty
+            mask...), or the format cannot hold an image's instances (overlaps in a label image).
+    """
+    module = select([to], "export")[to]
     folder, out = Path(folder), Path(out)
     coco = load_coco(folder / "annotations.json")
     stems: dict[str, int] = {}
+    parts = []
     with staged_folder(out, overwrite, "export", [folder]) as tmp:
         for image in coco.images:
-            _, h, w = checked_image_file(coco, image, folder / "images")
             stem = Path(image.file_name).stem
             if stem in stems:
                 raise InputError(f"{coco.path}: images {stems[stem]} and {image.id} share the file name stem "
                                  f"{stem!r}; their outputs would collide")
             stems[stem] = image.id
-            records = records_from_annotations(coco.anns_by_image[image.id], h, w, coco.categories,
-                                               where=str(coco.path), image_id=image.id)
-            dest = tmp / output_name(stem, to)
-            if to == "imagej":
-                imagej.write(records, dest)
-            else:
-                geojson.write(records, dest, object_type=object_type, stem=stem)
+            result = ground_truth(coco, image, folder / "images")
+            try:
+                module.write(result, tmp, stem)
+            except ValueError as exc:
+                raise InputError(f"{coco.path}: image {image.id}: {exc}") from exc
+            if hasattr(module, "collect"):
+                parts.append(module.collect(result))
+        if hasattr(module, "finish"):
+            module.finish(tmp, parts, coco.categories)
     return out

@@ -32,7 +32,10 @@ import numpy as np
 
 from gains.atomic import atomic_write
 from gains.formats.records import Record, check_records
+from gains.formats.result import ImageResult
 
+COMMANDS = ("predict", "export")
+HELP = "QuPath GeoJSON"
 OBJECT_TYPES = ("detection", "annotation")
 _NAMESPACE = uuid.UUID("6c1d3f0e-5b7a-4e4f-9a57-0a2c8d1b9e31")  # fixed: ids depend on the content only
 
@@ -90,8 +93,8 @@ def feature_collection(records: Sequence[Record], object_type: str = "detection"
             "features": [feature(r, object_type, stem, width) for r in records]}
 
 
-def write(records: Sequence[Record], path: str | Path, object_type: str = "detection",
-          stem: str | None = None) -> Path:
+def write_records(records: Sequence[Record], path: str | Path, object_type: str = "detection",
+                  stem: str | None = None) -> Path:
     """Write ``records`` as a GeoJSON FeatureCollection to ``path`` (written whole, then renamed).
 
     Args:
@@ -108,3 +111,13 @@ def write(records: Sequence[Record], path: str | Path, object_type: str = "detec
     payload = json.dumps(doc, separators=(",", ":")).encode()
     atomic_write(path, lambda fh: fh.write(payload))
     return path
+
+
+def write(result: ImageResult, out_dir: Path, stem: str) -> list[Path]:
+    """``<stem>.geojson``: predictions as QuPath detections, ground truth as annotations, overlaps kept.
+
+    Raises:
+        ValueError: as :func:`feature_collection`.
+    """
+    object_type = "annotation" if result.truth else "detection"
+    return [write_records(result.records, out_dir / f"{stem}.geojson", object_type=object_type, stem=stem)]

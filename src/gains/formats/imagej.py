@@ -25,7 +25,10 @@ from roifile import ROI_OPTIONS, ROI_TYPE, ImagejRoi, roiwrite
 
 from gains.atomic import atomic_path
 from gains.formats.records import Record, check_records
+from gains.formats.result import ImageResult
 
+COMMANDS = ("predict", "export")
+HELP = "Fiji ROI zip"
 MOVETO, LINETO, CLOSE = 0, 1, 4  # java.awt.geom.PathIterator segment types, as ImageJ stores composites
 
 
@@ -62,7 +65,7 @@ def to_roi(record: Record, id_width: int = 4) -> ImagejRoi:
     return roi
 
 
-def write(records: Sequence[Record], path: str | Path) -> Path:
+def write_records(records: Sequence[Record], path: str | Path) -> Path:
     """Write ``records`` as an ImageJ ROI set ``path`` (a ``.zip``; entries ``<name>.roi`` in record order).
 
     The file is written to a temporary name and renamed, so it is either complete or absent. An empty
@@ -81,3 +84,13 @@ def write(records: Sequence[Record], path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         roiwrite(tmp, rois, name=[roi.name for roi in rois], mode="w")
     return path
+
+
+def write(result: ImageResult, out_dir: Path, stem: str) -> list[Path]:
+    """``<stem>_rois.zip``: one ROI per instance, named by its number (predictions: score rank; ground truth:
+    annotation id), overlaps kept.
+
+    Raises:
+        ValueError: as :func:`write_records`.
+    """
+    return [write_records(result.records, out_dir / f"{stem}_rois.zip")]

@@ -1,8 +1,9 @@
 """What the Fiji and QuPath writers take: one record per instance, from predictions or from ground truth.
 
 A record is an instance mask (tight crop, image coordinates) with an id, a category and, for
-predictions, a score. Predictions and a dataset's annotations are turned into records by the two thin
-adapters below, so each writer has one input type and overlapping instances stay separate records.
+predictions, a score. Predictions and a dataset's annotations alike become records through
+:attr:`gains.formats.result.ImageResult.records`, so each writer has one input type and overlapping
+instances stay separate records.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from gains.core.masks import MaskCrop, segmentation_to_crop
-from gains.errors import InputError
+from gains.core.masks import Instance, MaskCrop
 from gains.formats.contours import Polygon, mask_polygons
 
 # matplotlib's tab10, as 8-bit RGB: category k (in the order of the categories list) gets colour k % 10
@@ -64,12 +64,6 @@ class Record:
         return name if self.score is None else f"{name}_{self.score:.3f}"
 
 
-class _Predicted(Protocol):
-    category_id: int
-    score: float
-    mask: MaskCrop
-
-
 def category_table(categories: Sequence[dict[str, Any]]) -> dict[int, tuple[str, tuple[int, int, int]]]:
     """``{category id: (name, colour)}`` of COCO categories ``[{id, name}, ...]``, colours by list order."""
     return {int(c["id"]): (str(c.get("name", c["id"])), PALETTE[k % len(PALETTE)])
@@ -80,44 +74,24 @@ def _category(table: dict[int, tuple[str, tuple[int, int, int]]], cid: int) -> t
     return table.get(cid, (f"category{cid}", PALETTE[len(table) % len(PALETTE)]))
 
 
-def records_from_instances(instances: Iterable[_Predicted], categories: Sequence[dict[str, Any]]) -> list[Record]:
-    """Records of predicted instances (``gains.inference.predictor.Instance``), ids 1, 2, ... in the given
-    (score) order. A category id missing from ``categories`` is named ``category<id>``."""
-    table = category_table(categories)
-    out = []
-    for k, inst in enumerate(instances, start=1):
-        name, colour = _category(table, int(inst.category_id))
-        out.append(Record(k, int(inst.category_id), name, inst.mask, float(inst.score), colour))
-    return out
-
-
-def records_from_annotations(annotations: Iterable[dict[str, Any]], height: int, width: int,
-                             categories: Sequence[dict[str, Any]], where: str = "",
-                             image_id: int | None = None) -> list[Record]:
-    """Records of one image's COCO annotations (polygons, RLE or uncompressed RLE), in file order.
+def records_from_instances(instances: Iterable[Instance], categories: Sequence[dict[str, Any]],
+                           ids: Sequence[int] | None = None, scored: bool = True) -> list[Record]:
+    """Records of instances in the given order (predictions: by score).
 
     Args:
-        annotations: dicts with ``id``, ``category_id`` and ``segmentation``.
-        height, width: the image size the segmentations are drawn on.
-        categories: the dataset's ``[{id, name}, ...]``.
-        where, image_id: the annotations file and the image, named in error messages.
-
-    Raises:
-        InputError: a malformed segmentation, or one with no pixel inside the image.
+        instances: the image's instances.
+        categories: COCO categories ``[{id, name}, ...]``; a category id missing from them is named
+            ``category<id>``.
+        ids: each instance's number; default 1, 2, ... (a prediction's score rank).
+        scored: keep the instances' scores (predictions), or not (ground truth).
     """
     table = category_table(categories)
     out = []
-    for ann in annotations:
-        item = (f"{where}: " if where else "") + f"annotation {ann['id']}"
-        item += f" (image {image_id})" if image_id is not None else ""
-        try:
-            crop = segmentation_to_crop(ann["segmentation"], height, width)
-        except ValueError as exc:
-            raise InputError(f"{item}: {exc}") from exc
-        if crop is None:
-            raise InputError(f"{item}: empty mask (no pixel inside the segmentation)")
-        name, colour = _category(table, int(ann["category_id"]))
-        out.append(Record(int(ann["id"]), int(ann["category_id"]), name, crop, None, colour))
+    for k, inst in enumerate(instances):
+        name, colour = _category(table, int(inst.category_id))
+        number = int(ids[k]) if ids is not None else k + 1
+        out.append(Record(number, int(inst.category_id), name, inst.mask, float(inst.score) if scored else None,
+                          colour))
     return out
 
 

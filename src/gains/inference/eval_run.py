@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,10 @@ from gains.core import parallel as dist
 from gains.core.images import DEFAULT_MAX_BYTES
 from gains.data.dataset import InstanceDataset
 from gains.errors import InputError
-from gains.evaluation.evaluator import predict_dataset
 from gains.evaluation.score import score, write_metrics
-from gains.inference.loading import load_model, resolve_scale
-from gains.intensity import Normalisation
+from gains.formats.coco import coco_results
+from gains.inference.predict_run import share
+from gains.inference.predictor import PredictOptions, Predictor
 from gains.outputs import check_apart, claim
 
 NETWORK_BYTES_PER_PIXEL = 3 * 4  # the model's input: three float32 channels
@@ -49,39 +50,65 @@ def split_file(data: str | Path, split: str) -> Path:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str, out: str | Path,
-                        device: str = "cpu", batch_size: int = 1, overrides: list[str] | None = None,
-                        score_thresh: float | None = None, max_dets: int | None = None, scale: float | None = None,
-                        object_size: float | None = None) -> dict[str, Any]:
+                        options: PredictOptions | None = None, score_thresh: float | None = None,
+                        max_dets: int | None = None) -> dict[str, Any]:
     """Predict ``split`` of ``data`` with ``checkpoint``; write results.json, METRICS.json and the CSV.
 
-    Returns the metrics (every rank gets them; rank 0 writes the files). ``scale`` / ``object_size``: see
-    ``gains.inference.loading.resolve_scale`` (default: the model's own scale rule); the one-line note on
-    the scale used is in the metrics as ``scale_note``. ``out`` follows ``gains.outputs``: apart from the data,
-    new, empty or an earlier evaluation's folder (whose files are replaced), locked while written.
+    The images are predicted as ``gains predict`` predicts them (``Predictor.from_checkpoint`` with ``options``:
+    tiles, scale, device; default ``PredictOptions()``) keeping every detection the model returns
+    (``--score-thresh 0``, as COCO AP needs), and the results are encoded as its ``results.json``; they are then
+    scored as ``gains score`` scores them with ``score_thresh`` and ``max_dets`` (default: the checkpoint's
+    ``eval`` settings). So ``gains eval`` = ``gains predict --score-thresh 0`` + ``gains score``.
+
+    Returns the metrics (every rank gets them; rank 0 writes the files); the one-line note on the scale used is
+    in them as ``scale_note``. Under torchrun each rank predicts its ``share`` of the images. ``out`` follows
+    ``gains.outputs``: apart from the data, new, empty or an earlier evaluation's folder (whose files are
+    replaced), locked while written.
     """
-    torch_device = dist.resolve_device(device)
-    dist.init_distributed(torch_device)
-    model, cfg, categories = load_model(checkpoint, overrides, torch_device)
-    model.transform.test_scale, scale_note = resolve_scale(cfg.model, scale, object_size)
+    options = replace(options or PredictOptions(), score_thresh=0.0)
+    dist.init_distributed(dist.resolve_device(options.device))
+    predictor = Predictor.from_checkpoint(checkpoint, options)
+    cfg = predictor.config
+    score_thresh = score_thresh if score_thresh is not None else cfg.eval.score_thresh
+    predictor.confident = score_thresh  # a cut-off matters only for detections the per-image metrics count
     gt = split_file(data, split)
-    dataset = InstanceDataset(gt, normalisation=Normalisation.of_model(cfg.model))
+    dataset = InstanceDataset(gt)
     if not len(dataset):
         raise InputError(f"{gt}: no images, nothing to evaluate")
-    unknown = {c["id"] for c in categories} - set(dataset.category_to_label)
+    unknown = {c["id"] for c in predictor.categories} - set(dataset.category_to_label)
     if unknown:
         raise InputError(f"{gt}: categories {sorted(unknown)} of the model are not in this dataset")
-    dataset.label_to_category = {c["label"]: c["id"] for c in categories}
-    check_scaled_sizes(dataset, model.transform.test_scale or 1.0)
+    check_scaled_sizes(dataset, predictor.scale or 1.0)
     out = Path(out)
     check_apart(out, [data, gt, dataset.images_dir])
     metrics: dict[str, Any] = {}
     # claimed before the long prediction (a folder not ours is refused first); a failure removes what it made
     with claim(out, "evaluation") if dist.is_main() else contextlib.nullcontext():
-        results = predict_dataset(model, dataset, torch_device, batch_size)
+        results = predict_images(predictor, dataset)
         if dist.is_main():
             atomic_write(out / "results.json", lambda fh: fh.write(json.dumps(results).encode()))
-            metrics, rows = score(gt, out / "results.json", score_thresh if score_thresh is not None else
-                                  cfg.eval.score_thresh, max_dets if max_dets is not None else cfg.eval.max_dets)
-            metrics["scale_note"] = scale_note
+            metrics, rows = score(gt, out / "results.json", score_thresh,
+                                  max_dets if max_dets is not None else cfg.eval.max_dets)
+            metrics["scale_note"] = predictor.scale_note
             write_metrics(out / "METRICS.json", metrics, rows)
     return dist.broadcast_object(metrics)
+
+
+def predict_images(predictor: Predictor, dataset: InstanceDataset) -> list[dict[str, Any]]:
+    """COCO results of every image of ``dataset``, in image order, each image's by descending score (gathered
+    from every rank; this rank predicts its ``share``).
+
+    Raises:
+        InputError: an unreadable image or pixels the predictor refuses, naming the file and the image.
+    """
+    mine: dict[int, list[dict[str, Any]]] = {}
+    for k in share(len(dataset), dist.rank(), dist.world_size()):
+        image = dataset.images[k]
+        pixels = dataset.pixels(k)
+        try:
+            instances = predictor.predict(pixels)
+        except ValueError as exc:
+            raise InputError(f"{dataset.coco.path}: image {image.id}: {exc}") from exc
+        mine[k] = coco_results(instances, image.id, *pixels.shape[:2])
+    gathered = {k: entries for part in dist.all_gather_objects(mine) for k, entries in part.items()}
+    return [entry for k in sorted(gathered) for entry in gathered[k]]

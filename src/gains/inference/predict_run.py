@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from gains import formats as registry
 from gains import outputs
-from gains.atomic import atomic_write
 from gains.core import parallel as dist
-from gains.core.images import PlaneChoice, check_input, check_inputs, read_planes
+from gains.core.images import IMAGE_SUFFIXES, PlaneChoice, check_input, check_inputs, read_planes
 from gains.errors import InputError
-from gains.formats import geojson, imagej
-from gains.formats.records import records_from_instances
-from gains.inference.loading import load_model, resolve_scale
-from gains.inference.predictor import Instance, Predictor
-from gains.inference.writers import coco_results, write_ga, write_labels, write_overlay
+from gains.formats.result import ImageResult
+from gains.inference.predictor import PredictOptions, Predictor
 from gains.intensity import Normalisation
 from gains.sysinfo import peak_rss_mib
 
-FORMATS = ("coco", "labels", "overlay", "ga", "imagej", "geojson")
-SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 log = logging.getLogger("gains.predict")
 
 
@@ -36,7 +31,7 @@ def input_files(inputs: list[str | Path]) -> list[Path]:
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files += sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+            files += sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         elif item.is_file():
             files.append(item)
         else:
@@ -61,15 +56,14 @@ def share(n_images: int, rank: int, world: int) -> list[int]:
 
 
 def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, formats: list[str],
-                  tile: int | None = 1024, overlap: int = 128, device: str = "auto", scale: float | None = None,
-                  score_thresh: float | None = None, overrides: list[str] | None = None,
-                  progress: bool = True, object_size: float | None = None,
-                  choice: PlaneChoice | None = None, merge: str = "central") -> dict[str, Any]:
+                  options: PredictOptions | None = None, progress: bool = True, choice: PlaneChoice | None = None
+                  ) -> dict[str, Any]:
     """Predict every input (the planes and channels ``choice`` picks, see ``gains.core.images``); returns a summary
     (images = planes predicted, instances, peak memory in MiB of the largest process, the scale used, and
     ``main``: whether this process is the one that reports).
 
-    ``scale`` / ``object_size``: see ``resolve_scale`` (default: the model's own scale rule). Under ``torchrun``
+    ``options``: how the checkpoint predicts (``Predictor.from_checkpoint``; default ``PredictOptions()``). Under
+    ``torchrun``
     (WORLD_SIZE > 1) each process predicts its ``share`` of the images and writes their files; rank 0 gathers
     the records and writes ``results.json`` and ``images.json`` exactly as one process would. Every process must
     see the same output folder (a shared file system when the processes run on several machines).
@@ -78,9 +72,7 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
         InputError: bad inputs or checkpoint, on every process alike; an output folder this call created is
             removed again.
     """
-    bad = sorted(set(formats) - set(FORMATS))
-    if bad:
-        raise InputError(f"unknown output format {bad[0]!r}; choose from {', '.join(FORMATS)}")
+    writers = registry.select(formats, "predict")
     files = input_files(inputs)
     outputs.check_apart(out, inputs)
     choice = choice or PlaneChoice()
@@ -89,21 +81,18 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
     clash = next((stem for stem, n in Counter(stems).items() if n > 1), None)  # every header read before the model
     if clash is not None:
         raise InputError(f"{clash}: two inputs (or planes) give the same output name; rename one")
-    torch_device = dist.resolve_device(device)
+    options = options or PredictOptions()
+    torch_device = dist.resolve_device(options.device)
     joined = dist.world_size() == 1 and dist.init_distributed(torch_device)  # leave a caller's group alone
     main = dist.is_main()
     try:
         failure = None
         try:
-            model, cfg, categories = load_model(checkpoint, overrides, torch_device)
-            thresh = score_thresh if score_thresh is not None else cfg.eval.score_thresh
-            norm = Normalisation.of_model(cfg.model)
-            scale, scale_note = resolve_scale(cfg.model, scale, object_size)
+            predictor = Predictor.from_checkpoint(checkpoint, options)
+            norm, categories, scale = predictor.normalisation, predictor.categories, predictor.scale
             scaled = replace(choice, scale=scale or 1.0)
             for file in files:  # the limit on decoded pixels holds after an upscale too
                 check_input(file, scaled)
-            predictor = Predictor(model, categories, torch_device, tile=tile, overlap=overlap, scale=scale,
-                                  score_thresh=thresh, normalisation=norm, merge=merge)
         except Exception as exc:  # e.g. out of memory on one GPU: every process stops before the folder is made
             failure = (-1, exc)
         _agree(failure)
@@ -114,7 +103,7 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
         held = _open_out(out)
         created = held is not None and held.created
         try:
-            total, peak = _predict_into(out, images, predictor, norm, formats, categories, progress and main, choice,
+            total, peak = _predict_into(out, images, predictor, norm, writers, categories, progress and main, choice,
                                         remove=out if created else None)
         except BaseException:
             if created:  # a failed run leaves nothing behind (files of an existing folder are kept)
@@ -127,7 +116,7 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
         if joined:
             dist.cleanup()
     return {"images": len(images), "instances": total, "peak_mib": peak, "out": str(out), "scale": scale,
-            "scale_note": scale_note, "main": main}
+            "scale_note": predictor.scale_note, "main": main}
 
 
 def _stem(file: Path, label: str) -> str:
@@ -181,29 +170,28 @@ def _open_out(out: Path) -> outputs.Claim | None:
 
 
 def _predict_into(out: Path, images: list[tuple[Path, str]], predictor: Predictor, norm: Normalisation,
-                  formats: list[str], categories: list[dict[str, Any]], progress: bool, choice: PlaneChoice,
+                  writers: dict[str, ModuleType], categories: list[dict[str, Any]], progress: bool, choice: PlaneChoice,
                   remove: Path | None = None) -> tuple[int, float]:
-    """Predict this process's share of ``images`` (file, plane label) and write their files into ``out``; rank 0
-    writes the whole-run files. Returns (instances of the whole run, largest peak memory of a process in MiB).
-    On a failure anywhere, ``remove`` (the folder this run created, if any) is removed before any process raises."""
+    """Predict this process's share of ``images`` (file, plane label) and write their files into ``out`` with
+    ``writers`` (``gains.formats``); rank 0 writes the whole-run files (``finish``). Returns (instances of the
+    whole run, largest peak memory of a process in MiB). On a failure anywhere, ``remove`` (the folder this run
+    created, if any) is removed before any process raises."""
     mine = share(len(images), dist.rank(), dist.world_size())
     records: list[dict[str, Any]] = []
     failure = None
     try:
-        for record in _predict_share(out, images, mine, predictor, norm, formats, categories, progress, choice):
+        for record in _predict_share(out, images, mine, predictor, norm, writers, categories, progress, choice):
             records.append(record)
     except Exception as exc:  # every process learns of it before anyone cleans up
         failure = (mine[len(records)] if len(records) < len(mine) else len(images), exc)
     parts = _agree(failure, (records, peak_rss_mib()), remove)
-    merged = sorted((r for recs, _ in parts for r in recs), key=lambda r: r["image"]["id"])
+    merged = sorted((r for recs, _ in parts for r in recs), key=lambda r: r["id"])
     failure = None
-    if dist.is_main() and "coco" in formats:
+    if dist.is_main():
         try:
-            results = [entry for r in merged for entry in r["results"]]
-            doc = {"images": [r["image"] for r in merged],
-                   "categories": [{"id": c["id"], "name": c["name"]} for c in categories]}
-            atomic_write(out / "results.json", lambda fh: fh.write(json.dumps(results).encode()))
-            atomic_write(out / "images.json", lambda fh: fh.write(json.dumps(doc).encode()))
+            for name, module in writers.items():
+                if hasattr(module, "finish"):
+                    module.finish(out, [r["parts"][name] for r in merged], categories)
         except Exception as exc:
             failure = (len(images), exc)
     _agree(failure, remove=remove)
@@ -211,11 +199,11 @@ def _predict_into(out: Path, images: list[tuple[Path, str]], predictor: Predicto
 
 
 def _predict_share(out: Path, images: list[tuple[Path, str]], mine: list[int], predictor: Predictor,
-                   norm: Normalisation, formats: list[str], categories: list[dict[str, Any]], progress: bool,
-                   choice: PlaneChoice) -> Iterator[dict[str, Any]]:
+                   norm: Normalisation, writers: dict[str, ModuleType], categories: list[dict[str, Any]],
+                   progress: bool, choice: PlaneChoice) -> Iterator[dict[str, Any]]:
     """Predict images ``mine`` (ascending indices into ``images``), writing their per-image files; yields per
-    image {"image": its images.json entry, "results": its COCO results, "instances": how many}. A file is read
-    once, for the planes of it in ``mine``."""
+    image {"id": its id, "parts": its part of each whole-run format (``collect``), "instances": how many}. A file
+    is read once, for the planes of it in ``mine``."""
     from tqdm import tqdm
 
     by_file: dict[Path, list[int]] = {}
@@ -226,12 +214,13 @@ def _predict_share(out: Path, images: list[tuple[Path, str]], mine: list[int], p
             planes = {plane.label: plane.pixels for plane in read_planes(file, choice)}
             for k in indices:
                 label = images[k][1]
-                yield _predict_one(out, file, label, planes.pop(label), k + 1, predictor, norm, formats, categories)
+                yield _predict_one(out, file, label, planes.pop(label), k + 1, predictor, norm, writers, categories)
                 bar.update()
 
 
 def _predict_one(out: Path, file: Path, label: str, pixels: np.ndarray, image_id: int, predictor: Predictor,
-                 norm: Normalisation, formats: list[str], categories: list[dict[str, Any]]) -> dict[str, Any]:
+                 norm: Normalisation, writers: dict[str, ModuleType], categories: list[dict[str, Any]]
+                 ) -> dict[str, Any]:
     """Predict one plane, write its per-image files (named ``_stem(file, label)``); returns its record."""
     stem = _stem(file, label)
     h, w = pixels.shape[:2]
@@ -239,24 +228,11 @@ def _predict_one(out: Path, file: Path, label: str, pixels: np.ndarray, image_id
         instances = predictor.predict(pixels)
     except ValueError as exc:
         raise InputError(f"{file}{' ' + label if label else ''}: {exc}") from exc
-    image = {"id": image_id, "file_name": str(file), "height": h, "width": w, **({"plane": label} if label else {})}
-    if "labels" in formats:
-        write_labels(out, stem, instances, h, w)
-    if "overlay" in formats:
-        write_overlay(out / f"{stem}_overlay.png", pixels, instances, norm)
-    if "ga" in formats:
-        write_ga(out, stem, instances, h, w)
-    if "imagej" in formats or "geojson" in formats:
-        _write_outlines(out, stem, instances, categories, formats)
-    results = coco_results(instances, image_id, h, w) if "coco" in formats else []
-    return {"image": image, "results": results, "instances": len(instances)}
-
-
-def _write_outlines(out: Path, stem: str, instances: list[Instance], categories: list[dict[str, Any]],
-                    formats: list[str]) -> None:
-    """``<stem>_rois.zip`` (Fiji ROI set) and/or ``<stem>.geojson`` (QuPath detections), overlaps kept."""
-    records = records_from_instances(instances, categories)  # traced once, shared by both writers
-    if "imagej" in formats:
-        imagej.write(records, out / f"{stem}_rois.zip")
-    if "geojson" in formats:
-        geojson.write(records, out / f"{stem}.geojson", object_type="detection", stem=stem)
+    result = ImageResult(instances, categories, h, w, image_id=image_id, file_name=str(file), file=file, plane=label,
+                         pixels=pixels, normalisation=norm)
+    parts = {}
+    for name, module in writers.items():
+        module.write(result, out, stem)
+        if hasattr(module, "collect"):
+            parts[name] = module.collect(result)
+    return {"id": image_id, "parts": parts, "instances": len(instances)}

@@ -28,34 +28,70 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
-from gains.core.masks import MaskCrop, tight_crop
+from gains.config import Config
+from gains.core.masks import Instance, MaskCrop, tight_crop  # Instance: what the writers take
+from gains.core.parallel import resolve_device
 from gains.data.dataset import image_to_tensor
+from gains.errors import InputError
+from gains.inference.loading import load_model, resolve_scale
 from gains.intensity import DEFAULT, Normalisation, Scaling
 
 log = logging.getLogger("gains.inference")
 
 MERGES = ("union", "central")  # how the detections of overlapping tiles become one set (module docstring)
+Loader = Callable[[str | Path, list[str], torch.device], tuple[torch.nn.Module, Config, list[dict[str, Any]]]]
 
 
-@dataclass
-class Instance:
-    """One predicted object. ``ga`` is None or a float32 map over ``mask``'s crop box."""
+def check_tiling(tile: int | None, overlap: int, merge: str) -> None:
+    """Refuse an overlap not smaller than the tile, or an unknown tile merge rule.
 
-    category_id: int
-    score: float
-    mask: MaskCrop
-    ga: np.ndarray | None = None
+    Raises:
+        ValueError: naming the problem.
+    """
+    if tile is not None and overlap >= tile:
+        raise ValueError("overlap must be smaller than the tile")
+    if merge not in MERGES:
+        raise ValueError(f"tile merge must be one of {MERGES}, got {merge!r}")
 
-    @property
-    def box(self) -> tuple[int, int, int, int]:
-        """xyxy, pixel edges."""
-        return self.mask.x0, self.mask.y0, self.mask.x1, self.mask.y1
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How a checkpoint predicts: everything ``gains predict``, ``gains eval``, napari and the report choose.
+
+    Attributes:
+        tile, overlap, merge: tiling in network pixels (``Predictor``); tile None: whole images.
+        scale, object_size: at most one; see ``gains.inference.loading.resolve_scale`` (neither: the model's rule).
+        score_thresh: instances below are dropped; None: the checkpoint's ``eval.score_thresh``.
+        mask_thresh: probability threshold of the masks.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:i``.
+        overrides: ``KEY=VALUE`` config changes for inference (e.g. ``model.detections_per_img=300``).
+
+    Raises:
+        InputError: an overlap not smaller than the tile or an unknown merge rule, as one line.
+    """
+
+    tile: int | None = 1024
+    overlap: int = 128
+    merge: str = "central"
+    scale: float | None = None
+    object_size: float | None = None
+    score_thresh: float | None = None
+    mask_thresh: float = 0.5
+    device: str = "auto"
+    overrides: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        try:
+            check_tiling(self.tile, self.overlap, self.merge)
+        except ValueError as exc:
+            raise InputError(f"tile {self.tile}, overlap {self.overlap}: {exc}") from exc
 
 
 def _paste_one(prob: torch.Tensor, box: torch.Tensor, height: int, width: int) -> tuple[int, int, np.ndarray]:
@@ -107,18 +143,27 @@ class Predictor:
             one, the old rule: whole images resized to ``min_size_test``, tiles at scale 1.
         score_thresh: instances below are dropped; mask_thresh: probability threshold of masks.
         normalisation: the model's input normalisation, fitted on the whole image (tiles share it).
+
+    Attributes:
+        config: the checkpoint's config (None when built from a bare model); scale_note: one line on the scale
+            used, for the user ("" when built from a bare model).
+        confident: a region that reaches the detection limit with every score at or above this is logged
+            (default ``score_thresh``; ``gains eval``, which keeps every detection for AP, sets its scoring one).
+
+    Raises:
+        ValueError: an overlap not smaller than the tile, an unknown ``merge``.
     """
 
     def __init__(self, model: torch.nn.Module, categories: list[dict[str, Any]], device: torch.device,
                  tile: int | None = 1024, overlap: int = 128, scale: float | None = None,
                  score_thresh: float = 0.5, mask_thresh: float = 0.5, normalisation: Normalisation = DEFAULT,
                  merge: str = "central") -> None:
-        if tile is not None and overlap >= tile:
-            raise ValueError("overlap must be smaller than the tile")
-        if merge not in MERGES:
-            raise ValueError(f"tile merge must be one of {MERGES}, got {merge!r}")
+        check_tiling(tile, overlap, merge)
         self.merge = merge
         self.model, self.device = model.eval(), device
+        self.categories = categories
+        self.config: Config | None = None
+        self.scale_note = ""
         self.label_to_category = {int(c["label"]): int(c["id"]) for c in categories}
         self.scale = scale if scale is not None else getattr(model.transform, "test_scale", None)
         # tile and overlap are network pixels: with a scale, tiles of tile / scale image pixels
@@ -126,7 +171,32 @@ class Predictor:
         self.tile = None if tile is None else max(round(tile * px), 2)
         self.overlap = min(round(overlap * px), self.tile - 1) if tile is not None else overlap
         self.score_thresh, self.mask_thresh = score_thresh, mask_thresh
+        self.confident = score_thresh
         self.normalisation = normalisation
+
+    @classmethod
+    def from_checkpoint(cls, spec: str | Path, options: PredictOptions | None = None,
+                        load: Loader = load_model) -> Predictor:
+        """The predictor of a run folder, checkpoint file or shipped model name, set up by ``options``: the
+        model on its device, its categories and config, its input normalisation, the scale (with its note
+        for the user) and the score threshold. Every caller that predicts with a trained model starts here.
+
+        ``options`` None: ``PredictOptions()``, as ``gains predict`` without options. ``load(spec, overrides,
+        device) -> (model, config, categories)`` is ``load_model`` or one caching it (napari).
+
+        Raises:
+            InputError: an unknown device, a checkpoint ``load_model`` refuses, or a scale ``resolve_scale`` refuses.
+        """
+        options = options or PredictOptions()
+        device = resolve_device(options.device)
+        model, cfg, categories = load(spec, list(options.overrides), device)
+        scale, note = resolve_scale(cfg.model, options.scale, options.object_size)
+        thresh = options.score_thresh if options.score_thresh is not None else cfg.eval.score_thresh
+        predictor = cls(model, categories, device, tile=options.tile, overlap=options.overlap, scale=scale,
+                        score_thresh=thresh, mask_thresh=options.mask_thresh,
+                        normalisation=Normalisation.of_model(cfg.model), merge=options.merge)
+        predictor.config, predictor.scale_note = cfg, note
+        return predictor
 
     @torch.no_grad()
     def _run(self, pixels: np.ndarray, y_off: int, x_off: int, scale: float | None, scaling: Scaling
@@ -142,7 +212,7 @@ class Predictor:
                 out = self.model([image_to_tensor(pixels, self.normalisation, scaling).to(self.device)])[0]
         finally:
             tr.test_scale, tr.paste = saved
-        if len(out["scores"]) >= cap and float(out["scores"].min()) >= self.score_thresh:  # confident ones cut off
+        if len(out["scores"]) >= cap and float(out["scores"].min()) >= self.confident:  # confident ones cut off
             log.warning("an image region of %d x %d px reached the detection limit (%d): objects may be missing; "
                         "predict with a smaller --tile", h, w, cap)
         found = []

@@ -5,7 +5,7 @@ A layer is napari's "layer data tuple" ``(data, kwargs, layer_type)``, the form 
 a Labels layer keeps every pixel of a mask exactly (holes, thin parts), can be edited with napari's
 paint tools and exported as a label image, while polygon outlines would need contour tracing that loses
 pixels and grows slow with thousands of objects. A label image holds one value per pixel, so overlapping
-instances are split into the fewest layers in which none overlap (``gains.inference.writers.label_layers``);
+instances are split into the fewest layers in which none overlap (``gains.formats.labels.label_layers``);
 instance k (score order) has label value k + 1 in whichever layer it lands, so values are unique across
 layers, and each layer's ``features`` table holds its own instances (columns ``index`` = label value,
 ``category_id``, ``category``, ``score``, ``area``).
@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from gains.formats.ga import ga_image
+from gains.formats.labels import label_layers
 from gains.inference.predictor import Instance
-from gains.inference.writers import ga_image, label_layers
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -88,7 +89,7 @@ def result_layers(pixels: np.ndarray | None, instances: list[Instance], categori
                   ) -> list[LayerData]:
     """Image (when ``pixels`` is given), instance Labels layers and GA map (when any) of one image.
 
-    ``ga`` defaults to the per-pixel maximum of the instances' predicted GA maps (``writers.ga_image``).
+    ``ga`` defaults to the per-pixel maximum of the instances' predicted GA maps (``gains.formats.ga.ga_image``).
     """
     out = [image_layer(pixels, name)] if pixels is not None else []
     out += instance_layers(instances, height, width, categories, name, scores=scores)

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from gains.core.coco import checked_image_file, load_coco
+from gains.core.coco import load_coco, read_coco_image
+from gains.core.images import label_plane, read_image
 from gains.core.masks import segmentation_to_crop
 from gains.errors import InputError
-from gains.imageio import read_image
 from gains.inference.predictor import Instance
 from gains.jsonfile import read_json
 from gains.napari.layers import LayerData, result_layers
@@ -85,12 +85,13 @@ def read_predict_folder(folder: str | Path) -> list[LayerData]:
     folder = Path(folder)
     doc, results = read_json(folder / "images.json"), read_json(folder / "results.json")
     try:
-        images = [(int(i["id"]), str(i["file_name"]), int(i["height"]), int(i["width"])) for i in doc["images"]]
+        images = [(int(i["id"]), str(i["file_name"]), int(i["height"]), int(i["width"]), str(i.get("plane", "")))
+                  for i in doc["images"]]
         categories = list(doc.get("categories", []))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{folder / 'images.json'}: not a gains predict images file ({exc!r})") from exc
     by_image: dict[int, list[Instance]] = {iid: [] for iid, *_ in images}
-    sizes = {iid: (h, w) for iid, _, h, w in images}
+    sizes = {iid: (h, w) for iid, _, h, w, _ in images}
     for k, r in enumerate(results if isinstance(results, list) else []):
         where = f"{folder / 'results.json'}: result {k}"
         try:
@@ -102,10 +103,10 @@ def read_predict_folder(folder: str | Path) -> list[LayerData]:
         if crop is not None:
             by_image[iid].append(inst)
     layers: list[LayerData] = []
-    for iid, file_name, h, w in images:
-        stem = Path(file_name).stem
+    for iid, file_name, h, w, plane in images:
+        stem = f"{Path(file_name).stem}_{plane}" if plane else Path(file_name).stem
         file = _find_image(folder, file_name)
-        pixels = read_image(file) if file is not None else None
+        pixels = read_image(file, label_plane(plane)) if file is not None else None
         ga_file = folder / f"{stem}_ga.tif"
         ga = read_image(ga_file) if ga_file.is_file() else None
         instances = sorted(by_image[iid], key=lambda i: -i.score)
@@ -119,7 +120,8 @@ def read_dataset_folder(folder: str | Path) -> list[LayerData]:
     coco = load_coco(folder / "annotations.json")
     layers: list[LayerData] = []
     for image in coco.images:
-        file, h, w = checked_image_file(coco, image, folder / "images")
+        pixels = read_coco_image(coco, image, folder / "images")
+        h, w = pixels.shape[:2]
         instances = []
         for ann in coco.anns_by_image.get(image.id, []):
             try:
@@ -129,5 +131,5 @@ def read_dataset_folder(folder: str | Path) -> list[LayerData]:
             if crop is not None:
                 instances.append(Instance(int(ann["category_id"]), 1.0, crop, None))
         stem = Path(image.file_name).stem
-        layers += _tag(result_layers(read_image(file), instances, coco.categories, stem, h, w, scores=False), stem)
+        layers += _tag(result_layers(pixels, instances, coco.categories, stem, h, w, scores=False), stem)
     return layers

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from gains.config import Config
 from gains.errors import InputError
-from gains.inference.loading import load_model, resolve_scale
-from gains.inference.predictor import Predictor
-from gains.intensity import Normalisation
+from gains.inference.loading import load_model
+from gains.inference.predictor import PredictOptions, Predictor
 from gains.napari.layers import LayerData, result_layers
 
 Progress = tuple[int, int, str]  # (done, total, what); total 0 = busy, no count yet
@@ -31,11 +32,15 @@ def _stamp(model: str) -> float:
 
 
 @lru_cache(maxsize=1)
-def _cached_model(model: str, device: str, stamp: float) -> tuple[Any, Any, list[dict[str, Any]], Any]:
-    from gains.core.parallel import resolve_device
+def _cached_model(model: str, overrides: tuple[str, ...], device: torch.device, stamp: float
+                  ) -> tuple[torch.nn.Module, Config, list[dict[str, Any]]]:
+    return load_model(model, list(overrides), device)
 
-    torch_device = resolve_device(device)
-    return (*load_model(model, None, torch_device), torch_device)
+
+def _load(model: str | Path, overrides: list[str], device: torch.device
+          ) -> tuple[torch.nn.Module, Config, list[dict[str, Any]]]:
+    """``load_model``, keeping the last model while its file is unchanged (a new threshold or tile reuses it)."""
+    return _cached_model(str(model), tuple(overrides), device, _stamp(str(model)))
 
 
 def segment(model: str, pixels: np.ndarray, name: str, score_thresh: float = 0.5, tile: int | None = 1024,
@@ -54,14 +59,10 @@ def segment(model: str, pixels: np.ndarray, name: str, score_thresh: float = 0.5
             refuses (non-finite values).
     """
     yield 0, 0, "loading model"
-    net, cfg, categories, torch_device = _cached_model(str(model), device, _stamp(str(model)))
-    scale, note = resolve_scale(cfg.model, None, object_size)
-    yield 0, 0, note
-    try:
-        predictor = Predictor(net, categories, torch_device, tile=tile, overlap=overlap, scale=scale,
-                              score_thresh=score_thresh, normalisation=Normalisation.of_model(cfg.model))
-    except ValueError as exc:
-        raise InputError(f"tile {tile}, overlap {overlap}: {exc}") from exc
+    options = PredictOptions(tile=tile, overlap=overlap, object_size=object_size, score_thresh=score_thresh,
+                             device=device)
+    predictor = Predictor.from_checkpoint(model, options, load=_load)
+    yield 0, 0, predictor.scale_note
     steps: queue.Queue[tuple[int, int]] = queue.Queue()
     result: dict[str, Any] = {}
 
@@ -88,4 +89,4 @@ def segment(model: str, pixels: np.ndarray, name: str, score_thresh: float = 0.5
     instances = result["instances"]
     h, w = pixels.shape[:2]
     yield 0, 0, f"{len(instances)} instances: building layers"
-    return result_layers(None, instances, categories, name, h, w)
+    return result_layers(None, instances, predictor.categories, name, h, w)
