@@ -24,12 +24,12 @@ demo: venv
 	$(BIN)/gains demo --out demo_out
 
 bench: venv
-	$(BIN)/python benchmarks/bench_gamm.py
-	$(BIN)/python benchmarks/bench_train.py --steps 6
-	$(BIN)/python benchmarks/bench_score.py
-	$(BIN)/python benchmarks/bench_predict.py --huge
-	$(BIN)/python benchmarks/bench_loader.py
-	$(BIN)/python benchmarks/bench_docs.py
+	$(BIN)/python -m benchmarks.speed.bench_gamm
+	$(BIN)/python -m benchmarks.speed.bench_train --steps 6
+	$(BIN)/python -m benchmarks.speed.bench_score
+	$(BIN)/python -m benchmarks.speed.bench_predict --huge
+	$(BIN)/python -m benchmarks.speed.bench_loader
+	$(BIN)/python -m benchmarks.bench_docs
 
 clean:
 	rm -rf demo_out .pytest_cache .ruff_cache build

@@ -6,11 +6,11 @@ is kept as it is. NAME is one of
   ``RESULTS/NAME.json``;
 - an accuracy job, ``ablation/PRESET``, ``sensitivity/PRESET`` or ``tuning/PRESET``: the tables of the job's
   own ``RESULTS/ablation/PRESET/ablation.md`` (or sensitivity, tuning), its heading line dropped; likewise
-  ``compare/NAME`` from ``RESULTS/compare/NAME/compare.md`` (``benchmarks/compare_jobs.py``);
+  ``compare/NAME`` from ``RESULTS/compare/NAME/compare.md`` (``benchmarks/accuracy/compare_jobs.py``);
 - ``ablation_summary``: one row per ``RESULTS/ablation/*/ablation.json``.
 A block whose result file is missing is left untouched. The new document is written atomically.
 
-    .venv/bin/python benchmarks/bench_docs.py [--results benchmarks/results] [--doc docs/BENCHMARKS.md]
+    .venv/bin/python -m benchmarks.bench_docs [--results benchmarks/results] [--doc docs/BENCHMARKS.md]
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import RESULTS, ROOT
 from gains.atomic import atomic_write
 from gains.config import PRECISION_NAMES
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -299,7 +298,7 @@ def update(doc: str, results: Path) -> tuple[str, list[str]]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
     args = p.parse_args()
     text, done = update(args.doc.read_text(), args.results)

@@ -1,27 +1,18 @@
-"""benchmarks/bench_docs.py: the measured tables in docs/BENCHMARKS.md are rewritten from the JSON, nothing else."""
+"""benchmarks.bench_docs: the measured tables in docs/BENCHMARKS.md are rewritten from the JSON, nothing else."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
+from benchmarks import RESULTS, bench_docs
 from tests.conftest import ROOT
-
-
-def load_bench_docs():
-    spec = importlib.util.spec_from_file_location("bench_docs", ROOT / "benchmarks" / "bench_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 SCORE = {"images": 3, "predictions": 1234, "pycocotools_segm_s": 2.0, "gains_score_s": 5.0, "ratio": 2.5,
          "segm_AP_pycocotools": 0.25, "segm_AP_gains": 0.25}
 
 
 def test_update_rewrites_only_the_marked_blocks(tmp_path: Path) -> None:
-    bench_docs = load_bench_docs()
     (tmp_path / "bench_score.json").write_text(json.dumps(SCORE))
     doc = ("# T\nhand text 1.99\n<!-- begin bench_score -->\nold table 13.0\n<!-- end bench_score -->\nafter\n"
            "<!-- begin bench_gamm -->\nkept: no JSON\n<!-- end bench_gamm -->\n")
@@ -38,7 +29,7 @@ def test_update_rewrites_only_the_marked_blocks(tmp_path: Path) -> None:
 def test_predict_table_reports_per_image_time_and_ratio() -> None:
     rows = [{"variant": v, "size": 4096, "images": 2, "tiles": 25, "seconds": s, "instances": 10, "peak_mib": m}
             for v, s, m in (("maskrcnn", 10.0, 100.0), ("gains", 15.0, 120.0))]
-    lines = load_bench_docs().predict(rows)
+    lines = bench_docs.predict(rows)
     assert lines[2] == "| 4,096 x 4,096 | 25 | 5.00 | 7.50 | 1.50 | 10 | 100 / 120 |"
 
 
@@ -48,7 +39,6 @@ def test_gamm_block_adds_the_cli_rows_when_measured() -> None:
     cli = {"case": "full_x", "variant": "isbi", "copies": 20, "workers": 2, "rounds": 3, "reference_s": 200.0,
            "wall_s": 0.1, "cpu_s": 0.15, "ratio": 2000.0, "baseline": "abc1234", "baseline_wall_s": 0.4,
            "baseline_cpu_s": 0.5, "baseline_ratio": 500.0, "same_store": True}
-    bench_docs = load_bench_docs()
     assert not any("gains gamm" in line for line in bench_docs.gamm({"cases": [case]}))
     lines = bench_docs.gamm({"cases": [case], "cli": [cli]})
     assert "| full_x | 20 | 2 | 200 | 0.10 | 2000 | 0.40 | 500 | 4.00 |" in lines
@@ -56,7 +46,6 @@ def test_gamm_block_adds_the_cli_rows_when_measured() -> None:
 
 
 def test_job_blocks_take_the_tables_of_the_job_summary(tmp_path: Path) -> None:
-    bench_docs = load_bench_docs()
     job = tmp_path / "ablation" / "isbi2014"
     job.mkdir(parents=True)
     (job / "ablation.md").write_text("### isbi2014 (10 iterations)\n\n| metric | gains |\n|---|---|\n| aji | 0.5 |\n")
@@ -84,7 +73,7 @@ def test_ablation_summary_has_one_row_per_job() -> None:
     matched = {**job, "seeds": [0, 1], "matched": {"mean_ga_weight": 1.04, "mask_loss_weight": 0.9615},
                "overrides": ["model.input_norm=dtype", "model.weights=nuclei", "model.weights_heads=false"]}
     fp32 = {**job, "amp": "none"}
-    lines = load_bench_docs().ablation_summary(
+    lines = bench_docs.ablation_summary(
         [(f"j{i}", d) for i, d in enumerate([job, timed, per_seed, same, matched, fp32, {**job, "amp": "bf16"}])])
     assert lines[2] == "| `j0` | isbi2014 | 304 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] | 31/14 |"
     assert lines[3] == ("| `j1` | isbi2014, equal time | 200 / 290 | 3 | 0.500 | 0.250 | +0.014 [+0.002, +0.026] "
@@ -97,17 +86,14 @@ def test_ablation_summary_has_one_row_per_job() -> None:
 
 
 def test_every_block_of_the_real_document_has_a_source() -> None:
-    bench_docs = load_bench_docs()
     text = (ROOT / "docs" / "BENCHMARKS.md").read_text()
     names = {line[len("<!-- begin "):-len(" -->")] for line in text.splitlines() if line.startswith("<!-- begin ")}
     jobs = {n for n in names if bench_docs.JOB_BLOCK.match(f"<!-- begin {n} -->")}
     assert names - jobs == set(bench_docs.RENDERERS) | {"ablation_summary"}
-    results = ROOT / "benchmarks" / "results"
-    assert all((results / n / f"{n.split('/')[0]}.md").exists() for n in jobs)
+    assert all((RESULTS / n / f"{n.split('/')[0]}.md").exists() for n in jobs)
 
 
 def test_train_cli_and_profile_tables() -> None:
-    bench_docs = load_bench_docs()
     d = {"preset": "isbi2014", "iters": 40, "rounds": 2, "skip": 5,
          "arms": {"gains": {"sets": ["model.variant=gains"], "median_step_s": 1.1, "images_per_s": 1.818, "steps": 70},
                   "maskrcnn": {"sets": ["model.variant=maskrcnn"], "median_step_s": 1.0, "images_per_s": 2.0,
@@ -138,7 +124,7 @@ def test_train_cli_and_profile_tables() -> None:
 def test_train_options_table_compares_each_candidate_with_nchw() -> None:
     d = {"size": 384, "batch": 2, "rois": 32, "repeat": 5, "threads": 2, "compile_first_call_s": 63.2,
          "seconds": {"backbone+fpn, NCHW": 0.3, "backbone+fpn, channels-last": 0.375, "heads, NCHW": 0.2}}
-    lines = load_bench_docs().train_options(d)
+    lines = bench_docs.train_options(d)
     assert lines[3] == "| backbone+fpn, channels-last | 0.375 | 1.25x |"
     assert lines[4] == "| heads, NCHW | 0.200 | 1.00x |"
     assert lines[-1].endswith("2 threads; `torch.compile`'s first call took 63 s (compilation, or loading it from "
@@ -150,9 +136,9 @@ def test_mosaic_table_has_a_row_per_prediction_and_states_the_caps() -> None:
     d = {"model": "nuclei", "data": "/tmp/x/test_cluster.json", "grid": [3, 3], "mosaic": [768, 960], "tile": 512,
          "overlap": 64, "max_dets_per_scene": 400,
          "rows": {"scenes alone": row, "mosaic whole": {**row, "predicted": 38}}}
-    lines = load_bench_docs().mosaic(d)
+    lines = bench_docs.mosaic(d)
     assert lines[2] == "| scenes alone | 0.250 | 0.500 | 0.400 | 40 |" and lines[3].endswith("| 38 |")
     assert lines[-1] == ("`nuclei` on 9 held-out scenes of `test_cluster.json`, as a 3 x 3 mosaic of 960 x 768 px; "
                          "tiled with tile 512, overlap 64 (network pixels); AP over at most 400 detections per scene "
                          "(3600 for the mosaic). Scale: scale 1.5 (rule).")
-    assert load_bench_docs().mosaic({**d, "repeat": True})[-1].startswith("`nuclei` on one held-out scene of ")
+    assert bench_docs.mosaic({**d, "repeat": True})[-1].startswith("`nuclei` on one held-out scene of ")

@@ -1,20 +1,13 @@
-"""benchmarks/harness.py, sensitivity.py and tuning.py: schedules scaled to a budget, per-run configs, the GAMM
-grid, the tuning candidates."""
+"""benchmarks.accuracy: harness, sensitivity and tuning: schedules scaled to a budget, per-run configs, the GAMM grid,
+the tuning candidates."""
 
 from __future__ import annotations
-
-import sys
 
 import numpy as np
 import pytest
 
+from benchmarks.accuracy import harness, sensitivity, tuning
 from gains.config import load_config
-from tests.conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-harness = pytest.importorskip("harness")
-sensitivity = pytest.importorskip("sensitivity")
-tuning = pytest.importorskip("tuning")
 
 
 def test_with_iterations_scales_steps_and_caps_warmup() -> None:
@@ -239,7 +232,7 @@ def _fake_run(run, segm_ap: float, aji: dict[str, float], step_s: float) -> None
 
 
 def test_compare_jobs_pairs_the_same_variant_and_seed(tmp_path) -> None:
-    compare_jobs = pytest.importorskip("compare_jobs")
+    from benchmarks.accuracy import compare_jobs
     for seed in (0, 1):
         _fake_run(tmp_path / "a" / f"gains_s{seed}", 0.4, {"1": 0.5, "2": 0.5, "3": 0.5}, 2.0)
         _fake_run(tmp_path / "b" / f"gains_s{seed}", 0.6, {"1": 0.75, "2": 0.75, "3": 0.25}, 1.0)
@@ -256,7 +249,7 @@ def test_compare_jobs_pairs_the_same_variant_and_seed(tmp_path) -> None:
 
 
 def test_profile_table_gives_each_part_its_share_of_the_step() -> None:
-    profile_step = pytest.importorskip("profile_step")
+    from benchmarks.speed import profile_step
     median = dict.fromkeys(profile_step.PARTS, 0.0) | {"data": 0.5, "anomaly bwd": 0.25, "mask branch bwd": 0.75}
     lines = profile_step.table({"gains": {"median_s": median, "parts_step_s": 1.0, "plain_step_s": 1.1}})
     assert lines[0] == "| part | gains |"
@@ -278,7 +271,7 @@ def test_mean_ga_weight_of_overlapping_scenes_lies_in_the_isbi_range(tmp_path) -
 def test_ablation_report_has_a_column_per_model_and_the_matched_arm_pairs() -> None:
     import argparse
 
-    ablation = pytest.importorskip("ablation")
+    from benchmarks.accuracy import ablation
     stat = {"mean": 0.5, "std": 0.0}
     models = ("gains", "maskrcnn", ablation.MATCHED)
     diff = {"aji": {"mean": 0.01, "ci_low": -0.01, "ci_high": 0.03, "wins": 5, "losses": 4, "sign_p": 1.0}}
@@ -298,7 +291,7 @@ def test_ablation_report_has_a_column_per_model_and_the_matched_arm_pairs() -> N
 
 
 def test_bench_train_cli_runs_an_arm_with_another_checkouts_code(tmp_path, monkeypatch) -> None:
-    cli = pytest.importorskip("bench_train_cli")
+    from benchmarks.speed import bench_train_cli as cli
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     old = tmp_path / "old"
     (old / "src" / "gains").mkdir(parents=True)

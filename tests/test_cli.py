@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from gains.cli import main
+import gains.cli
+from gains.cli import build_parser, main
 from gains.gamm import GammStore
 
 
@@ -53,3 +56,15 @@ def test_synth_cli_and_python_m(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "gains", "synth", "touch", "--n", "0", "--out", str(tmp_path / "x")],
                          capture_output=True, text=True, check=False)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "n >= 1" in res.stderr
+
+
+def test_each_cli_module_adds_the_subcommand_named_like_it() -> None:
+    """gains/cli/ is one module per subcommand, named like it ("_" for "-"), and ``gains`` lists them all."""
+    names = [command.__name__.rsplit(".", 1)[1] for command in gains.cli.COMMANDS]
+    assert {m.name for m in pkgutil.iter_modules(gains.cli.__path__)} == {*names, "args"}
+    for name, command in zip(names, gains.cli.COMMANDS, strict=True):
+        sub = argparse.ArgumentParser().add_subparsers()
+        command.add(sub)
+        assert list(sub.choices) == [name.replace("_", "-")], name
+    (root,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(root.choices) == [name.replace("_", "-") for name in names]

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gains import cli
 from gains.cli import main
+from gains.cli import score as score_command
 from gains.config import load_config
 from gains.errors import InputError
 from gains.gamm import GammParams
@@ -274,7 +274,7 @@ def test_expected_failures_are_one_line(monkeypatch, capsys, exc: Exception, tex
     def fail(args):
         raise exc
 
-    monkeypatch.setattr(cli, "_cmd_score", fail)
+    monkeypatch.setattr(score_command, "run", fail)
     assert main(["score", "gt.json", "res.json", "--out", "m.json"]) == 2
     assert one_line(capsys) == f"gains score: error: {text}"
 
@@ -285,7 +285,7 @@ def test_yaml_errors_from_anywhere_are_one_line(monkeypatch, capsys) -> None:
     def fail(args):
         yaml.safe_load("a: [1,")
 
-    monkeypatch.setattr(cli, "_cmd_score", fail)
+    monkeypatch.setattr(score_command, "run", fail)
     assert main(["score", "gt.json", "res.json", "--out", "m.json"]) == 2
     assert one_line(capsys) == ("gains score: error: not valid YAML (expected the node content, but found "
                                 "'<stream end>' at line 1, column 7)")
@@ -295,7 +295,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch) -> None:
     def fail(args):
         raise TypeError("unsupported operand")
 
-    monkeypatch.setattr(cli, "_cmd_score", fail)
+    monkeypatch.setattr(score_command, "run", fail)
     with pytest.raises(TypeError):
         main(["score", "gt.json", "res.json", "--out", "m.json"])
 

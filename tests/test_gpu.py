@@ -1,5 +1,5 @@
 """CUDA checks (marker ``gpu``; skipped without CUDA): CPU-vs-CUDA parity of the forward pass, AMP
-training steps, and a one-process NCCL group. ``benchmarks/gpu_check.sh`` runs them on a GPU machine."""
+training steps, and a one-process NCCL group. ``benchmarks/release/gpu_check.sh`` runs them on a GPU machine."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
-"""benchmarks/zoo.py, the reproduction of the shipped models: the GPU configs train the same network as the CPU
+"""benchmarks.release.zoo, the reproduction of the shipped models: the GPU configs train the same network as the CPU
 ones, and the compact data copy for a GPU machine reads back as the data it copies."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmarks.release import zoo
 from gains.config import config_to_dict, load_config
 from gains.data.dataset import InstanceDataset
-from tests.conftest import ROOT, disc_polygon
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-zoo = pytest.importorskip("zoo")
+from tests.conftest import disc_polygon
 
 # fields a GPU reproduction may set otherwise: they change how the model trains, not what it is or how it predicts
 TRAINING_ONLY = {("data", "num_workers"), ("model", "rpn_pre_nms_top_n_train"), ("model", "rpn_post_nms_top_n_train"),

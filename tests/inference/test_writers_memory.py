@@ -24,7 +24,7 @@ from pycocotools import mask as mask_utils
 from gains.core.masks import MaskCrop, crop_to_rle
 from tests.conftest import ROOT
 
-BENCH = ROOT / "benchmarks" / "bench_writers.py"
+BENCH = "benchmarks.speed.bench_writers"
 BASE_SRC = Path(os.environ.get("GAINS_BASE_SRC", "/tmp/base/src"))
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -41,8 +41,7 @@ DRAW = """
 import sys
 from pathlib import Path
 import numpy as np
-sys.path.insert(0, sys.argv[1])
-from bench_writers import dense_instances, dense_pixels
+from benchmarks.speed.bench_writers import dense_instances, dense_pixels
 from gains.intensity import DEFAULT
 try:  # the writer registry
     from gains.formats import ga, overlay
@@ -51,7 +50,7 @@ except ImportError:  # the code before it
     from gains.inference import writers as overlay
     ImageResult = None
 overlay.BAND_ROWS = 7  # several bands, the last one short (unknown to the old code: harmless there)
-out = Path(sys.argv[2])
+out = Path(sys.argv[1])
 for name, (size, n, side, grey, norm) in {cases}.items():
     overlay.OVERLAY_MAX_SIDE = side
     instances = dense_instances(size, n, seed=size)
@@ -70,9 +69,9 @@ for name, (size, n, side, grey, norm) in {cases}.items():
 def _draw_overlays(src: Path, out: Path) -> Path:
     """The OVERLAYS drawn by the ``gains`` package under ``src`` (in a fresh process), into ``out``."""
     out.mkdir()
-    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(src)}
+    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": f"{src}{os.pathsep}{ROOT}"}
     code = DRAW.format(cases=repr(OVERLAYS))
-    proc = subprocess.run([sys.executable, "-c", code, str(BENCH.parent), str(out)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True,
                           text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return out
@@ -149,8 +148,9 @@ def test_rle_of_a_crop_in_a_tall_image_allocates_for_the_crop_only() -> None:
 
 def test_every_format_of_a_dense_image_fits_in_3_gib(tmp_path: Path) -> None:
     formats = "overlay,coco,labels,ga,imagej,geojson"
-    proc = subprocess.run([sys.executable, str(BENCH), "--child", formats, "3000", "3000", str(tmp_path), "3"],
-                          capture_output=True, text=True, env={**os.environ, **ONE_THREAD}, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", BENCH, "--child", formats, "3000", "3000", str(tmp_path), "3"],
+                          capture_output=True, text=True, env={**os.environ, **ONE_THREAD}, timeout=300,
+                          cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["over_limit"] is False, report

@@ -1,0 +1,1 @@
+"""The accuracy harness (``harness``) and the paired jobs built on it: ablation, sensitivity, tuning, compare_jobs."""

@@ -1,0 +1,109 @@
+"""``gains predict``: segment image files or folders (see ``gains.inference.predict_run``).
+
+Also the option groups ``gains eval`` shares (tiles, scale) and the plane options that say which planes and
+channels of a microscopy file are read (``gains.core.images``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gains.cli.args import checked, device, non_negative_int, positive_float, probability
+from gains.core.images import DEFAULT_MAX_BYTES, MIN_SIDE, PlaneChoice, parse_channels, parse_plane
+from gains.errors import InputError
+from gains.formats import describe
+
+if TYPE_CHECKING:
+    from gains.inference.predictor import PredictOptions
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    """Add ``gains predict`` to the subcommands."""
+    p = sub.add_parser("predict", help="segment images (tiled when large) and write results",
+                       description="Segment image files or folders with a trained model (one process or "
+                                   "torchrun: each process predicts a share of the images).")
+    p.add_argument("checkpoint", type=Path, help="run folder, checkpoint file or shipped model name (gains models)")
+    p.add_argument("inputs", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF, OME-TIFF) or folders")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--format", default="coco,overlay", help=f"comma list of {describe('predict')}")
+    add_tile_options(p)
+    add_scale_options(p)
+    p.add_argument("--score-thresh", type=probability, help="default: the checkpoint's eval.score_thresh")
+    p.add_argument("--device", type=device, default="auto")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--quiet", action="store_true")
+    add_plane_options(p)
+    p.set_defaults(func=run)
+
+
+def add_tile_options(p: argparse.ArgumentParser) -> None:
+    """``--tile``, ``--overlap`` and ``--tile-merge`` on a subcommand's parser."""
+    p.add_argument("--tile", type=checked(int, lambda v: v == 0 or v >= MIN_SIDE, f"0 or an integer >= {MIN_SIDE}"),
+                   default=1024, help="tile side for large images (0: never tile)")
+    p.add_argument("--overlap", type=non_negative_int, default=128, help="tile overlap in pixels")
+    p.add_argument("--tile-merge", choices=("central", "union"), default="central",
+                   help="how tiles' detections become one set: each object from the tile whose core holds its "
+                   "centre (default; needs an overlap of an object's diameter), or the union of masks that agree "
+                   "across a seam (objects larger than the overlap)")
+
+
+def add_scale_options(p: argparse.ArgumentParser) -> None:
+    """``--scale`` and ``--object-size`` on a subcommand's parser."""
+    p.add_argument("--scale", type=positive_float, help="pixel scale applied to every image before the model "
+                   "(default: the model's own rule, printed)")
+    p.add_argument("--object-size", type=positive_float, metavar="PX", help="typical object diameter in your "
+                   "images, in pixels: images are scaled so objects get the size the model was trained at")
+
+
+def add_plane_options(p: argparse.ArgumentParser) -> None:
+    """``--channels``, ``--z``, ``--t``, ``--axes`` and ``--max-input-gib`` on a subcommand's parser."""
+    p.add_argument("--channels", help="channel indices the model sees, 1-3 of them: 2 -> grey, 0,2 -> (c0, c2, c0), "
+                   "0,1,2 -> RGB order (default: all of 1-3 channels, alpha dropped)")
+    p.add_argument("--z", default="all", help="z plane index, or all (default): every plane, named <stem>_z3...")
+    p.add_argument("--t", default="all", help="time point index, or all (default): every one, named <stem>_t0...")
+    p.add_argument("--axes", help="axis letters for files without usable metadata, one per axis, e.g. ZYX or CYX")
+    p.add_argument("--max-input-gib", type=positive_float, default=DEFAULT_MAX_BYTES / (1 << 30),
+                   help="refuse files whose header promises more decoded pixels than this (default %(default)g)")
+
+
+def plane_choice(args: argparse.Namespace) -> PlaneChoice:
+    """The ``PlaneChoice`` of parsed ``add_plane_options`` arguments.
+
+    Raises:
+        InputError: a malformed option value.
+    """
+    return PlaneChoice(channels=None if args.channels is None else parse_channels(args.channels),
+                       z=parse_plane(args.z, "--z"), t=parse_plane(args.t, "--t"), axes=args.axes,
+                       max_bytes=int(args.max_input_gib * (1 << 30)))
+
+
+def predict_options(args: argparse.Namespace, score_thresh: float | None = None) -> PredictOptions:
+    """The ``PredictOptions`` of ``gains predict`` / ``gains eval`` arguments.
+
+    Raises:
+        InputError: an overlap not smaller than the tile.
+    """
+    from gains.inference.predictor import PredictOptions
+
+    if args.tile and args.overlap >= args.tile:
+        raise InputError(f"--overlap {args.overlap} must be smaller than --tile {args.tile}")
+    return PredictOptions(tile=args.tile or None, overlap=args.overlap, merge=args.tile_merge, scale=args.scale,
+                          object_size=args.object_size, score_thresh=score_thresh, device=args.device,
+                          overrides=tuple(args.overrides))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict every image and write the formats asked for; under torchrun rank 0 reports for all."""
+    from gains.inference.predict_run import predict_files
+
+    options = predict_options(args, args.score_thresh)
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    summary = predict_files(args.checkpoint, args.inputs, args.out, formats, options, progress=not args.quiet,
+                            choice=plane_choice(args))
+    if summary["main"]:  # under torchrun, rank 0 reports for all
+        print(summary["scale_note"])
+        print(f"{summary['instances']} instances in {summary['images']} images -> {summary['out']} "
+              f"(peak memory {summary['peak_mib']:.0f} MiB)")
+    return 0
