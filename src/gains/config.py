@@ -184,9 +184,8 @@ class Limit:
 
     def problem(self, value: float) -> str | None:
         """What is wrong with ``value`` (None when it lies in the range)."""
-        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
-            pass
-        elif self.high is None or value <= self.high:
+        below = self.low is not None and (value <= self.low if self.open_low else value < self.low)
+        if not below and (self.high is None or value <= self.high):
             return None
         if self.high is not None:
             return f"must be in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
