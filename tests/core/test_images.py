@@ -14,7 +14,8 @@ import tifffile
 from PIL import Image
 
 from gains.cli import main
-from gains.core.images import PlaneChoice, check_input, parse_channels, parse_plane, read_planes
+from gains.core.images import check_input, read_planes
+from gains.core.planes import PlaneChoice, parse_channels, parse_plane
 from gains.errors import InputError
 from gains.intensity import Normalisation
 

@@ -16,7 +16,8 @@ import tifffile
 
 from gains.cli import main
 from gains.core.coco import checked_image_file, load_coco, read_coco_image
-from gains.core.images import DATASET_PLANE, dataset_plane, image_size, plane_keys, read_image
+from gains.core.images import image_size, read_image
+from gains.core.planes import DATASET_PLANE, dataset_plane, plane_keys
 from gains.data.normalise import convert_coco
 from gains.data.synth import write_synthetic
 from gains.errors import InputError

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gains.cli.args import checked, device, non_negative_int, positive_float, probability
-from gains.core.images import DEFAULT_MAX_BYTES, MIN_SIDE, PlaneChoice, parse_channels, parse_plane
+from gains.core.planes import DEFAULT_MAX_BYTES, MIN_SIDE, PlaneChoice, parse_channels, parse_plane
 from gains.errors import InputError
 from gains.formats import describe
 

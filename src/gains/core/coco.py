@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from gains.core.checks import check_id
-from gains.core.images import DATASET_PLANE, PlaneChoice, dataset_plane, image_size, read_image
+from gains.core.images import image_size, read_image
 from gains.core.masks import MaskCrop, crop_bbox, crop_to_rle, segmentation_to_crop
+from gains.core.planes import DATASET_PLANE, PlaneChoice, dataset_plane
 from gains.errors import InputError
 from gains.jsonfile import parse_json
 
@@ -22,7 +23,7 @@ from gains.jsonfile import parse_json
 @dataclass(frozen=True)
 class CocoImage:
     """One ``images`` entry; height/width are None when the JSON omits them; ``plane``: the plane of the file the
-    entry's optional keys ``z``, ``t``, ``channels``, ``axes`` pick (``gains.core.images.dataset_plane``)."""
+    entry's optional keys ``z``, ``t``, ``channels``, ``axes`` pick (``gains.core.planes.dataset_plane``)."""
 
     id: int
     file_name: str

@@ -30,54 +30,21 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from gains.core.planes import DATASET_PLANE, PlaneChoice, flag
 from gains.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")  # the files a folder of images is scanned for
 TIFF_SUFFIXES = IMAGE_SUFFIXES[3:]  # read with tifffile; every other file with Pillow
-MIN_SIDE = 16  # pixels; smaller images hold nothing a detector can segment
-DEFAULT_MAX_BYTES = 4 << 30  # decoded size of one file's series; raise with --max-input-gib
 PLANE_AXES = "ZT"  # iterated (or chosen) plane axes, in label order
 CHANNEL_AXES = "CS"
 UNKNOWN_AXES = "QI"  # tifffile's letters for axes without metadata
 MAX_CHANNELS_FIRST = 4  # an unknown leading axis up to this length is taken as channels
-
-
-@dataclass(frozen=True)
-class PlaneChoice:
-    """What to take from a file.
-
-    Attributes:
-        channels: indices into the file's channel axis, 1-3 of them, in the order the model sees them
-            (None: every channel, alpha dropped; more than 3 must be chosen).
-        z: the Z plane index, or None for every plane.
-        t: the T (time point) index, or None for every one.
-        axes: axis letters that replace the file's own (e.g. ``"ZYX"``, ``"YXC"``), one per axis.
-        max_bytes: largest decoded size of a file's series accepted, after ``scale``.
-        scale: pixel scale the planes get before the model (``--scale``, ``--object-size``); an upscale
-            counts against ``max_bytes`` as the decoded size times ``scale`` squared.
-        min_side: smallest height and width accepted, in pixels.
-        keys: messages name the COCO image keys (``"z"``) that set this choice rather than options (``--z``).
-    """
-
-    channels: tuple[int, ...] | None = None
-    z: int | None = None
-    t: int | None = None
-    axes: str | None = None
-    max_bytes: int = DEFAULT_MAX_BYTES
-    scale: float = 1.0
-    min_side: int = MIN_SIDE
-    keys: bool = False
-
-
-PLANE_KEYS = ("z", "t", "channels", "axes")  # optional COCO image keys: the plane of a dataset image
-DATASET_PLANE = PlaneChoice(min_side=1, keys=True)  # a dataset image entry without plane keys
 
 
 @dataclass(frozen=True)
@@ -86,72 +53,6 @@ class Plane:
 
     label: str
     pixels: np.ndarray
-
-
-def _opt(choice: PlaneChoice, key: str) -> str:
-    """How a message names a setting: ``--z`` on the command line, ``"z"`` in a dataset's image entry."""
-    return f'"{key}"' if choice.keys else f"--{key}"
-
-
-def dataset_plane(entry: Mapping[str, Any], where: str) -> PlaneChoice:
-    """The ``PlaneChoice`` of a COCO image entry's optional ``PLANE_KEYS`` (see the module docstring).
-
-    Raises:
-        InputError: a key of the wrong type (``where``: names the file and image).
-    """
-    z, t, channels, axes = (entry.get(k) for k in PLANE_KEYS)
-    for key, value in (("z", z), ("t", t)):
-        if value is not None and (type(value) is not int or value < 0):
-            raise InputError(f'{where}: "{key}" must be a plane index (0, 1, ...), not {value!r}')
-    if channels is not None:
-        if (not isinstance(channels, list) or not 1 <= len(channels) <= 3
-                or any(type(c) is not int or c < 0 for c in channels)):
-            raise InputError(f'{where}: "channels" must be a list of 1 to 3 channel indices, e.g. [0, 2], '
-                             f"not {channels!r}")
-        channels = tuple(channels)
-    if axes is not None and (not isinstance(axes, str) or not axes):
-        raise InputError(f'{where}: "axes" must be a string of axis letters, e.g. "ZYX", not {axes!r}')
-    return replace(DATASET_PLANE, z=z, t=t, channels=channels, axes=axes)
-
-
-def plane_keys(choice: PlaneChoice) -> dict[str, Any]:
-    """The COCO image keys that ``dataset_plane`` reads back as ``choice`` (only those set)."""
-    values = {key: getattr(choice, key) for key in PLANE_KEYS}
-    return {k: list(v) if k == "channels" else v for k, v in values.items() if v is not None}
-
-
-def label_plane(label: str) -> PlaneChoice:
-    """The dataset ``PlaneChoice`` of a plane label of ``read_planes`` (``"z3_t0"``; ``""`` for a 2-D file)."""
-    picks = {part[0]: int(part[1:]) for part in label.split("_") if part}
-    return replace(DATASET_PLANE, z=picks.get("z"), t=picks.get("t"))
-
-
-def parse_channels(text: str) -> tuple[int, ...]:
-    """``"0,2"`` -> ``(0, 2)``: 1-3 non-negative channel indices.
-
-    Raises:
-        InputError: not 1-3 comma-separated non-negative integers.
-    """
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if not 1 <= len(values) <= 3 or min(values) < 0:
-        raise InputError(f"--channels {text!r}: give 1 to 3 channel indices, e.g. --channels 0 or --channels 0,2")
-    return values
-
-
-def parse_plane(text: str, option: str) -> int | None:
-    """``"all"`` -> None (every plane), ``"3"`` -> 3.
-
-    Raises:
-        InputError: neither ``all`` nor a non-negative integer.
-    """
-    if text == "all":
-        return None
-    if not text.isdigit():
-        raise InputError(f"{option} {text!r}: give a plane index (0, 1, ...) or all")
-    return int(text)
 
 
 @dataclass(frozen=True)
@@ -190,8 +91,8 @@ def _final_axes(path: Path, axes: str, shape: tuple[int, ...], choice: PlaneChoi
     if choice.axes is not None:
         user = choice.axes.upper()
         if len(user) != len(shape) or len(set(user)) != len(user) or not set(user) <= set("YX" + PLANE_AXES + "C"):
-            raise InputError(f"{path}: {_opt(choice, 'axes')} {choice.axes!r} does not fit shape {shape}; give one "
-                             f"distinct letter of Z, T, C, Y, X per axis, e.g. {_opt(choice, 'axes')} "
+            raise InputError(f"{path}: {flag(choice, 'axes')} {choice.axes!r} does not fit shape {shape}; give one "
+                             f"distinct letter of Z, T, C, Y, X per axis, e.g. {flag(choice, 'axes')} "
                              f"{_axes_hint(len(shape))}")
         axes = user
     kept = [(a, n) for a, n in zip(axes, shape, strict=True) if n > 1 or a in "YX"]
@@ -202,10 +103,10 @@ def _final_axes(path: Path, axes: str, shape: tuple[int, ...], choice: PlaneChoi
         axes, unknown = "C" + axes[1:], []  # channels first, saved without metadata
     if unknown or "Y" not in axes or "X" not in axes:
         raise InputError(f"{path}: cannot tell the axes of shape {shape} (file says {axes!r}); pass "
-                         f"{_opt(choice, 'axes')} with one letter per axis, e.g. {_opt(choice, 'axes')} "
+                         f"{flag(choice, 'axes')} with one letter per axis, e.g. {flag(choice, 'axes')} "
                          f"{_axes_hint(len(shape))}")
     if sum(a in CHANNEL_AXES for a in axes) > 1:
-        raise InputError(f"{path}: two channel axes in {axes!r} {shape}; pass {_opt(choice, 'axes')} to say which "
+        raise InputError(f"{path}: two channel axes in {axes!r} {shape}; pass {flag(choice, 'axes')} to say which "
                          "is C")
     return axes, shape
 
@@ -276,15 +177,15 @@ def _check(path: Path, header: _Header, choice: PlaneChoice, one: bool = False) 
                          "float)")
     if sizes["Y"] < choice.min_side or sizes["X"] < choice.min_side:
         raise InputError(f"{path}: image is {sizes['Y']}x{sizes['X']} pixels; gains needs at least {choice.min_side} "
-                         f"on each side (wrong axes? pass {_opt(choice, 'axes')})")
+                         f"on each side (wrong axes? pass {flag(choice, 'axes')})")
     n_channels = next((sizes[a] for a in CHANNEL_AXES if a in sizes), 1)
     if choice.channels is not None:
         bad = [c for c in choice.channels if c >= n_channels]
         if bad:
-            raise InputError(f"{path}: {_opt(choice, 'channels')} {bad[0]} but the image has {n_channels} channel(s) "
+            raise InputError(f"{path}: {flag(choice, 'channels')} {bad[0]} but the image has {n_channels} channel(s) "
                              f"(0..{n_channels - 1})")
     elif n_channels - header.alpha > 3:
-        opt = _opt(choice, "channels")
+        opt = flag(choice, "channels")
         raise InputError(f"{path}: {n_channels} channels; pass {opt} with up to 3 of them in the order the model "
                          f"should see them, e.g. {opt} 0 or {opt} 0,2")
     choices = {"Z": choice.z, "T": choice.t}
@@ -294,7 +195,7 @@ def _check(path: Path, header: _Header, choice: PlaneChoice, one: bool = False) 
             continue
         wanted = choices[axis]
         if wanted is not None and wanted >= sizes[axis]:
-            raise InputError(f"{path}: {_opt(choice, axis.lower())} {wanted} but the image has {sizes[axis]} {axis} "
+            raise InputError(f"{path}: {flag(choice, axis.lower())} {wanted} but the image has {sizes[axis]} {axis} "
                              f"planes (0..{sizes[axis] - 1}); pass an index in range or all")
         indices = range(sizes[axis]) if wanted is None else [wanted]
         picks = [[*p, (axis, i)] for p in picks for i in indices]
@@ -307,15 +208,15 @@ def _refuse_planes(path: Path, sizes: dict[str, int], n_planes: int, choice: Pla
     """Refuse a file that gives several planes where one image is wanted, or a plane index > 0 for an axis it
     lacks."""
     if n_planes > 1:
-        opts = " and ".join(_opt(choice, a.lower()) for a in PLANE_AXES if a in sizes and getattr(choice, a.lower())
+        opts = " and ".join(flag(choice, a.lower()) for a in PLANE_AXES if a in sizes and getattr(choice, a.lower())
                             is None)
         planes = ", ".join(f"{sizes[a]} {a}" for a in PLANE_AXES if a in sizes)
         raise InputError(f"{path}: {n_planes} planes ({planes}) where one image is wanted; pick one with {opts}")
     for axis in PLANE_AXES:
         wanted = getattr(choice, axis.lower())
         if wanted and axis not in sizes:
-            raise InputError(f"{path}: {_opt(choice, axis.lower())} {wanted} but the image has no {axis} planes; "
-                             f"leave {_opt(choice, axis.lower())} out")
+            raise InputError(f"{path}: {flag(choice, axis.lower())} {wanted} but the image has no {axis} planes; "
+                             f"leave {flag(choice, axis.lower())} out")
 
 
 def check_inputs(paths: list[Path], choice: PlaneChoice = PlaneChoice()) -> list[tuple[Path, str]]:

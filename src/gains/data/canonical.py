@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from gains.atomic import atomic_write
-from gains.core.images import DATASET_PLANE, TIFF_SUFFIXES, PlaneChoice, encode_tiff, image_size, plane_keys
+from gains.core.images import TIFF_SUFFIXES, encode_tiff, image_size
 from gains.core.masks import MaskCrop, crop_bbox, crop_to_rle, tight_crop
+from gains.core.planes import DATASET_PLANE, PlaneChoice, plane_keys
 from gains.errors import InputError
 from gains.outputs import staged_folder
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from gains.atomic import atomic_write
 from gains.core import parallel as dist
-from gains.core.images import DEFAULT_MAX_BYTES
+from gains.core.planes import DEFAULT_MAX_BYTES
 from gains.data.dataset import InstanceDataset
 from gains.errors import InputError
 from gains.evaluation.score import score, write_metrics

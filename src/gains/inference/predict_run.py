@@ -16,7 +16,8 @@ import numpy as np
 from gains import formats as registry
 from gains import outputs
 from gains.core import parallel as dist
-from gains.core.images import IMAGE_SUFFIXES, PlaneChoice, check_input, check_inputs, read_planes
+from gains.core.images import IMAGE_SUFFIXES, check_input, check_inputs, read_planes
+from gains.core.planes import PlaneChoice
 from gains.errors import InputError
 from gains.formats.result import ImageResult
 from gains.inference.predictor import PredictOptions, Predictor
