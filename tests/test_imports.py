@@ -73,3 +73,12 @@ def test_nothing_imports_the_napari_plugin() -> None:
 def test_scan_sees_real_imports() -> None:
     assert "numpy" in imported_names(SRC / "gamm" / "maps.py")
     assert "gains.gamm.kernels" in imported_names(SRC / "gamm" / "maps.py")
+
+
+def test_the_python_api_is_a_top_floor() -> None:
+    """gains.api sits beside the CLI: it builds on inference and formats, and no module imports it (``gains``
+    loads it lazily, on first use of ``gains.segment`` or ``gains.Model``)."""
+    banned = ("gains.cli", "gains.napari", "gains.export", "gains.report", "gains.demo")
+    assert not [name for name in imported_names(SRC / "api.py") if name.startswith(banned)]
+    users = [str(f.relative_to(SRC)) for f in SRC.rglob("*.py") if "gains.api" in imported_names(f)]
+    assert users == ["__init__.py"]  # for type checkers only

@@ -162,10 +162,14 @@ def test_cli_writes_a_torchscript_file_and_its_sidecar(checkpoints, tmp_path: Pa
     ckpt = checkpoints["gains"]
     out = tmp_path / "exports" / "tiny.pt"
     assert main(["export-model", str(ckpt), "--to", "torchscript", "--out", str(out)]) == 0
-    assert "checked against the eager model" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "checked against the eager model" in printed
+    load = "python -c \"import torch, torchvision; m = torch.jit.load('tiny.pt')\""
+    assert "to load it: needs torchvision's native ops" in printed and load in printed
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.pt", "tiny.pt.json"]
     meta = host.read_sidecar(out)
     assert meta["format"] == "torchscript" and meta["variant"] == "gains" and meta["categories"] == CATEGORIES
+    assert load in meta["load"] and meta["full"] is False
     assert meta["input"]["test_scale"] == 1.3 and meta["input"]["intensity"]["mode"] == "percentile"
     assert meta["mask_size"] == 28 and list(meta["outputs"]) == ["boxes", "scores", "labels", "masks", "ga_maps"]
     assert all(v <= TOLERANCE[k] for k, v in meta["check"]["max_abs_diff"].items())
@@ -193,6 +197,11 @@ def test_cli_writes_an_onnx_file(checkpoints, tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     onnx.checker.check_model(str(out))  # a valid ONNX model, by the onnx package's own checker
     assert [i.name for i in onnx.load(str(out)).graph.input] == ["image"]
+    # the sidecar travels inside the file too, one JSON value per key
+    import onnxruntime
+
+    props = onnxruntime.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
+    assert {k: json.loads(v) for k, v in props.items()} == meta
 
 
 @pytest.mark.parametrize("case", ["missing", "format", "under_a_file", "folder"])

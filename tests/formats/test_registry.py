@@ -21,6 +21,12 @@ from tests.conftest import ROOT, disc_polygon, write_coco
 
 BASE_SRC = Path(os.environ.get("GAINS_BASE33_SRC", "/tmp/base33/src"))
 PREDICT = ["--score-thresh", "0.0", "--device", "cpu", "--quiet", "--tile", "64", "--overlap", "16"]
+NEWER = ("csv",)  # formats added after the registry: the code before it has none to compare
+
+
+def older(command: str) -> list[str]:
+    """The formats ``command`` offered before the registry."""
+    return [name for name in names(command) if name not in NEWER]
 
 
 def cells(folder: Path) -> Path:
@@ -52,8 +58,8 @@ def gains(src: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_commands_offer_todays_formats() -> None:
-    assert names("predict") == ["coco", "labels", "overlay", "ga", "imagej", "geojson"]
-    assert names("export") == ["labels", "masks", "imagej", "geojson"]
+    assert names("predict") == ["coco", "labels", "overlay", "ga", "imagej", "geojson", "csv"]
+    assert names("export") == ["labels", "masks", "imagej", "geojson", "csv"]
     for module in FORMATS.values():
         assert callable(module.write) and module.HELP and set(module.COMMANDS) <= {"predict", "export"}
 
@@ -64,9 +70,9 @@ def test_every_format_is_byte_for_byte_the_old_one(tiny_run: Path, small_coco: P
     flat = apart(tmp_path / "flat")
     for label, src in (("before", BASE_SRC), ("now", ROOT / "src")):
         proc = gains(src, "predict", str(tiny_run), str(image), "--out", str(tmp_path / label / "predict"),
-                     "--format", ",".join(names("predict")), *PREDICT)
+                     "--format", ",".join(older("predict")), *PREDICT)
         assert proc.returncode == 0, proc.stderr
-        for to in names("export"):
+        for to in older("export"):
             data = flat if to == "labels" else small_coco.parent
             proc = gains(src, "export", str(data), "--to", to, "--out", str(tmp_path / label / to))
             assert proc.returncode == 0, proc.stderr

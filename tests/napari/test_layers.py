@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gains.core.masks import tight_crop
+from gains.formats.measurements import measure
 from gains.inference.predictor import Instance
 from gains.napari.layers import ga_layer, image_layer, instance_layers, result_layers
 
@@ -59,6 +61,20 @@ def test_features_table_has_score_area_and_category() -> None:
     assert "score" not in gt[0][1]["features"]
 
 
+def test_features_hold_the_csv_measurements() -> None:
+    insts = scene()
+    image = np.arange(40 * 50, dtype=np.uint16).reshape(40, 50)
+    table = measure(insts, CATS, pixels=image)
+    layers = result_layers(image, insts, CATS, "img", 40, 50)
+    f0, f1 = layers[1][1]["features"], layers[2][1]["features"]
+    assert list(f0) == ["index", *table] and "mean_intensity_c0" in f0 and "centroid_x" in f0
+    assert f0["overlaps"] == ["2", ""] and f1["overlaps"] == ["1"]  # ids = label values, across layers
+    assert f0["id"].tolist() == f0["index"].tolist() == [1, 3]
+    a = disc(20, 15, 8)
+    assert f0["mean_intensity_c0"][0] == pytest.approx(image[a].mean()) and f0["max_intensity_c0"][0] == image[a].max()
+    assert "mean_intensity_c0" not in instance_layers(insts, 40, 50, CATS, "img")[0][1]["features"]
+
+
 def test_no_overlap_gives_one_layer_and_no_instances_an_empty_one() -> None:
     insts = [inst(disc(10, 10, 5), 0.9), inst(disc(30, 40, 5), 0.8)]
     (array, kw, _), = instance_layers(insts, 40, 50, CATS, "img")
@@ -74,10 +90,19 @@ def test_ga_image_layer_shape_and_values() -> None:
     ga, kw, kind = layers[-1]
     assert kind == "image" and ga.shape == (40, 50) and ga.dtype == np.float32
     assert ga[20, 25] == 3.0 and ga[8, 44] == 2.0 and ga[0, 0] == 1.0 and ga[20, 12] == 1.0  # a has no GA map
-    assert kw["colormap"] == "inferno" and kw["contrast_limits"] == [1.0, 3.0]
+    assert kw["colormap"] == "inferno" and not kw["visible"] and kw["contrast_limits"] == [1.0, 3.0]
     assert ga_layer(np.ones((3, 3), np.float32), "x")[1]["contrast_limits"] == [1.0, 2.0]
     no_ga = result_layers(None, insts[:1], CATS, "img", 40, 50)
     assert [kind for *_, kind in no_ga] == ["labels"]
+
+
+def test_ga_contrast_keeps_boxes_dark_and_contacts_bright() -> None:
+    ga = np.ones((40, 40), np.float32)
+    ga[5:35, 5:35] = 1.02  # a box the model fills with a faint anomaly (the nuclei model: 1.00-1.15)
+    ga[18:22, 5:35] = np.linspace(1.05, 1.15, 30, dtype=np.float32)  # a contact band, rising along it
+    low, high = ga_layer(ga, "x")[1]["contrast_limits"]
+    assert low == pytest.approx(1.02) and high == pytest.approx(np.percentile(ga[ga > 1], 99.9))
+    assert low < 1.05 < high <= 1.15  # the box floor is black, the contact band spans the colour map
 
 
 def test_image_layer_kinds() -> None:
@@ -88,7 +113,17 @@ def test_image_layer_kinds() -> None:
 
 def test_layer_builders_and_reader_import_neither_napari_nor_qt() -> None:
     code = ("import sys, gains.napari.layers, gains.napari.reader, gains.napari.segment; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt5', 'PySide6')))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide6')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_reader_path_imports_no_torch() -> None:
+    """napari calls the reader after its OpenGL canvas exists, where a late torch (triton) import can crash it."""
+    code = ("import sys, gains.napari.layers, gains.napari.planes, gains.napari.reader, gains.napari.native; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'triton')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(SRC)})
     assert out.stdout.strip() == "[]"

@@ -48,7 +48,7 @@ def test_predict_folder_layers(tmp_path: Path) -> None:
         assert np.array_equal((array == k + 1)[m.y0 : m.y1, m.x0 : m.x1], m.mask)
         assert np.count_nonzero(array == k + 1) == m.mask.sum()
     assert ga.shape == (40, 50) and ga[20, 25] == 3.0 and ga[0, 0] == 1.0
-    assert all(kw["visible"] for _, kw, _ in layers)
+    assert [kw["visible"] for _, kw, _ in layers] == [True, True, True, False]  # the GA map starts hidden
 
 
 def test_predict_folder_without_image_file_or_ga(tmp_path: Path) -> None:

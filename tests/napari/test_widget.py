@@ -88,10 +88,11 @@ def test_manifest_declares_the_widget_and_reader() -> None:
         manifest = pm.get_manifest("gains-seg")
     except KeyError:
         pytest.skip("gains-seg is not installed (its napari.manifest entry point is missing)")
-    assert [w.display_name for w in manifest.contributions.widgets] == ["Segment (GAInS)"]
+    assert [w.display_name for w in manifest.contributions.widgets] == ["Segment"]  # menu: Segment (GAInS)
     assert pm.get_command("gains-seg.segment").python_name == "gains.napari.widget:GainsWidget"
     assert pm.get_command(manifest.contributions.readers[0].command).python_name == "gains.napari.reader:get_reader"
     assert manifest.contributions.readers[0].accepts_directories
+    assert manifest.contributions.readers[0].filename_patterns == []  # folders only: no file is claimed
 
 
 def test_a_shipped_name_set_in_code_stays_a_name(qtbot, tmp_path, monkeypatch) -> None:
@@ -104,3 +105,47 @@ def test_a_shipped_name_set_in_code_stays_a_name(qtbot, tmp_path, monkeypatch) -
     (tmp_path / "nuclei").mkdir()  # a user's own folder of that name wins, as on the command line
     assert shipped_name(str(tmp_path / "nuclei")) == str(tmp_path / "nuclei")
     assert shipped_name(str(tmp_path / "no-such-model")) == str(tmp_path / "no-such-model")
+
+
+def test_a_stack_is_segmented_at_the_shown_plane(qtbot, tiny_run) -> None:
+    viewer = ViewerModel()
+    rng = np.random.default_rng(0)
+    stack = (rng.random((3, 96, 96)) * 255).astype(np.uint8)
+    viewer.add_image(stack, name="stack", scale=(2.0, 0.5, 0.5))
+    viewer.dims.set_current_step(0, 1)  # the plane z = 1 (world 2.0)
+    widget = GainsWidget(viewer)
+    widget.model.value, widget.score.value = str(tiny_run), 0.0
+    widget.run()
+    wait(qtbot, widget)
+    results = [x for x in viewer.layers if x.metadata.get("gains_image") == "stack"]
+    assert results and all(x.name.startswith("stack [1]") for x in results)
+    labels = [x for x in results if x._type_string == "labels"]
+    assert all(x.data.shape == (1, 96, 96) for x in labels)
+    assert all(list(x.translate) == [2.0, 0.0, 0.0] and list(x.scale) == [2.0, 0.5, 0.5] for x in results)
+    from gains.napari.segment import segment  # the same plane segmented alone gives the same labels
+
+    gen = segment(str(tiny_run), stack[1], "alone", score_thresh=0.0, device="cpu")
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        alone = [data for data, _, kind in stop.value if kind == "labels"]
+    assert [np.array_equal(x.data[0], a) for x, a in zip(labels, alone, strict=True)] == [True] * len(alone)
+    viewer.dims.set_current_step(0, 2)
+    widget.run()
+    wait(qtbot, widget)
+    names = {x.name for x in viewer.layers}
+    assert any(n.startswith("stack [2]") for n in names) and any(n.startswith("stack [1]") for n in names)
+
+
+def test_status_is_cleared_with_the_results(qtbot, tiny_run) -> None:
+    viewer = ViewerModel()
+    viewer.add_image((np.random.default_rng(2).random((64, 64)) * 255).astype(np.uint8), name="img")
+    widget = GainsWidget(viewer)
+    widget.model.value, widget.score.value = str(tiny_run), 0.0
+    widget.run()
+    wait(qtbot, widget)
+    assert widget.status.value.endswith("label layer(s)")
+    for layer in [x for x in viewer.layers if "gains_image" in x.metadata]:
+        viewer.layers.remove(layer)
+    assert widget.status.value == "" and widget.progress.value == 0

@@ -29,6 +29,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     add_scale_options(p)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override inference settings, e.g. model.detections_per_img=300")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from gains.inference.eval_run import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out, predict_options(args),
-                                  args.score_thresh, args.max_dets)
+                                  args.score_thresh, args.max_dets, progress=not args.quiet)
     print(metrics["scale_note"])
     print_metrics(metrics)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'METRICS.json'}")

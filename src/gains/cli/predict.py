@@ -27,7 +27,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path, help="run folder, checkpoint file or shipped model name (gains models)")
     p.add_argument("inputs", nargs="+", type=Path, help="image files (PNG, JPEG, TIFF, OME-TIFF) or folders")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--format", default="coco,overlay", help=f"comma list of {describe('predict')}")
+    p.add_argument("--format", default="coco,csv,overlay",
+                   help=f"comma list of {describe('predict')} (default %(default)s)")
     add_tile_options(p)
     add_scale_options(p)
     p.add_argument("--score-thresh", type=probability, help="default: the checkpoint's eval.score_thresh")

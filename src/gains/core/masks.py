@@ -292,3 +292,14 @@ def crop_runs(crop: MaskCrop, height: int, width: int) -> list[int]:
 def crop_bbox(crop: MaskCrop) -> list[float]:
     """COCO xywh box of a mask crop: [x0, y0, x1 - x0, y1 - y0] with x1, y1 exclusive."""
     return [float(crop.x0), float(crop.y0), float(crop.x1 - crop.x0), float(crop.y1 - crop.y0)]
+
+
+def mask_overlap(a: MaskCrop, b: MaskCrop) -> tuple[int, int, np.ndarray] | None:
+    """(y0, x0, bool crop) of the pixels both masks hold, or None."""
+    r0, r1 = max(a.y0, b.y0), min(a.y1, b.y1)
+    c0, c1 = max(a.x0, b.x0), min(a.x1, b.x1)
+    if r0 >= r1 or c0 >= c1:
+        return None
+    both = (a.mask[r0 - a.y0 : r1 - a.y0, c0 - a.x0 : c1 - a.x0]
+            & b.mask[r0 - b.y0 : r1 - b.y0, c0 - b.x0 : c1 - b.x0])
+    return (r0, c0, both) if both.any() else None

@@ -2,7 +2,8 @@
 
 The export is built in memory, checked against the eager graph on two synthetic images of different sizes
 (TorchScript always; ONNX when onnxruntime is installed) and only then written: ``FILE`` and ``FILE.json``
-appear together or not at all.
+appear together or not at all. An ONNX file also carries the sidecar's content as its metadata, and with
+``full`` it holds the self-contained graph of ``gains.export.full`` (raw pixels in, image-size results out).
 """
 
 from __future__ import annotations
@@ -21,15 +22,20 @@ from gains import __version__
 from gains.atomic import atomic_write
 from gains.config import Config
 from gains.errors import InputError
+from gains.export import full as full_graph
 from gains.export import onnx as onnx_export
 from gains.export import torchscript
 from gains.export.graph import INPUT_NAMES, MaskRCNNGraph, inference_graph, output_names
 from gains.export.host import sidecar_path
 from gains.inference.loading import load_model
+from gains.intensity import Normalisation
 
 FORMATS = ("torchscript", "onnx")
 # Export vs eager graph, max absolute difference allowed by the check (float32 CPU kernels; see README)
 TOLERANCE = {"boxes": 1e-2, "scores": 1e-4, "masks": 1e-3, "ga_maps": 1e-3}
+# what a TorchScript host needs: the graph calls torchvision's native ops (torchvision::nms, torchvision::roi_align)
+TORCHSCRIPT_LOAD = ("needs torchvision's native ops (torchvision::nms, torchvision::roi_align) registered before "
+                    "loading: python -c \"import torch, torchvision; m = torch.jit.load('{file}')\"")
 
 
 class ExportCheckError(RuntimeError):
@@ -121,51 +127,72 @@ def describe(cfg: Config, categories: list[dict[str, Any]], graph: MaskRCNNGraph
         "box_nms_thresh": m.box_nms_thresh, "detections_per_img": m.detections_per_img,
         "score_thresh": cfg.eval.score_thresh, "mask_thresh": 0.5,
         "paste": "torchvision.models.detection.roi_heads.paste_masks_in_image (see gains.export.host)",
+        "load": TORCHSCRIPT_LOAD.format(file=file_name) if fmt == "torchscript" else
+                "any ONNX runtime with the standard ops of the opset (NonMaxSuppression, RoiAlign included)",
     }
 
 
-def _check(graph: MaskRCNNGraph, run, images: list[torch.Tensor]) -> dict[str, float]:
-    """Max differences, over ``images``, between ``run(image)`` (a dict by name) and the eager graph.
+def _check(reference, run, images: list[torch.Tensor], compare=differences, tolerance=TOLERANCE
+           ) -> dict[str, float]:
+    """Worst ``compare`` differences, over ``images``, between ``run(image)`` and ``reference(image)`` (the eager
+    graph), both dicts by output name.
 
     Raises:
-        ExportCheckError: a difference over ``TOLERANCE``.
+        ExportCheckError: a difference over ``tolerance``.
     """
     worst: dict[str, float] = {}
     for image in images:
         with torch.no_grad():
-            want, got = as_dict(graph, graph(image)), run(image)
-        diff = differences(want, got)
+            want, got = reference(image), run(image)
+        diff = compare(want, got)
         for k, v in diff.items():
             worst[k] = max(worst.get(k, 0.0), v)
-        bad = {k: v for k, v in diff.items() if not v <= TOLERANCE[k]}
+        bad = {k: v for k, v in diff.items() if not v <= tolerance[k]}
         if bad:
             raise ExportCheckError(f"the export differs from the eager model on a {tuple(image.shape)} image: {bad} "
                                    f"({len(want['scores'])} eager detections)")
     return worst
 
 
+def _onnx_check(data: bytes, reference, images: list[torch.Tensor], compare, tolerance
+                ) -> tuple[dict[str, float] | None, str]:
+    """(``_check`` of the ONNX bytes in onnxruntime, "") or (None, why it did not run)."""
+    try:
+        sess = onnx_export.session(data)
+    except InputError:
+        return None, "not checked: onnxruntime is not installed"
+    return _check(reference, lambda im: onnx_export.run(sess, im), images, compare, tolerance), ""
+
+
 def export_model(spec: str | Path, to: str, out: str | Path, overwrite: bool = False,
-                 overrides: list[str] | None = None, opset: int = onnx_export.OPSET, check: bool = True
-                 ) -> dict[str, Any]:
-    """Export a run folder, checkpoint file or shipped model name to ``out`` (+ ``out.json``, the sidecar).
+                 overrides: list[str] | None = None, opset: int = onnx_export.OPSET, check: bool = True,
+                 full: bool = False) -> dict[str, Any]:
+    """Export a run folder, checkpoint file or shipped model name to ``out`` (+ ``out.json``, the sidecar; for
+    ONNX also inside the file as metadata). ``full``: the self-contained graph (``gains.export.full``; ONNX only).
 
     Returns a summary: out, sidecar, bytes, seconds, detections on the tracing image, the check's max
-    differences (None where it did not run) and a note.
+    differences (None where it did not run), a note and ``load`` (what a host needs to load the file).
 
     Raises:
-        InputError: unknown format, an output that exists (without ``overwrite``) or cannot be written, or a
-            checkpoint ``load_model`` refuses; nothing is written then.
+        InputError: unknown format, ``full`` with TorchScript or a ``dtype``-normalised model, an output that
+            exists (without ``overwrite``) or cannot be written, or a checkpoint ``load_model`` refuses; nothing
+            is written then.
         ExportCheckError: the export does not reproduce the eager graph; nothing is written.
     """
     start = time.perf_counter()
     if to not in FORMATS:
         raise InputError(f"unknown export format {to!r}; choose from {', '.join(FORMATS)}")
+    if full and to != "onnx":
+        raise InputError("--full: the self-contained graph is exported to ONNX only (--to onnx)")
     if to == "onnx" and not onnx_export.MIN_OPSET <= opset <= onnx_export.MAX_OPSET:
         raise InputError(f"--opset {opset}: the ONNX export needs an opset from {onnx_export.MIN_OPSET} to "
                          f"{onnx_export.MAX_OPSET}")
     out = Path(out)
     _check_output(out, overwrite)
     model, cfg, categories = load_model(spec, overrides, "cpu")
+    norm = Normalisation.of_model(cfg.model)
+    if full:
+        full_graph.check_exportable(norm)
     graph = inference_graph(model)
     diameter = cfg.model.object_size or 20.0
     example, other = synthetic_image(256, 256, diameter), synthetic_image(200, 296, diameter, seed=1)
@@ -176,29 +203,41 @@ def export_model(spec: str | Path, to: str, out: str | Path, overwrite: bool = F
         data = torchscript.to_bytes(graph)
         if check:
             loaded = torchscript.load(data)
-            diffs = _check(graph, lambda im: as_dict(graph, loaded(im)), [example, other])
+            diffs = _check(lambda im: as_dict(graph, graph(im)), lambda im: as_dict(graph, loaded(im)),
+                           [example, other])
     else:
         if not found:
             raise InputError(f"{spec}: the model finds nothing on the synthetic tracing image; ONNX tracing needs "
                              "at least one detection (try --set model.box_score_thresh=0.0)")
-        with torch.no_grad():
-            data = onnx_export.to_bytes(graph, example, opset)
         diffs = None
-        if check:
-            try:
-                sess = onnx_export.session(data)
-            except InputError:
-                note = "not checked: onnxruntime is not installed"
-            else:
-                diffs = _check(graph, lambda im: onnx_export.run(sess, im), [example, other])
+        if full:
+            module = full_graph.FullGraph(model, norm, cfg.eval.score_thresh)
+            example, other = full_graph.raw_example(example, norm), full_graph.raw_example(other, norm)
+            with torch.no_grad():
+                data = full_graph.to_bytes(module, example, opset)
+            if check:
+                diffs, note = _onnx_check(data, lambda im: dict(zip(full_graph.OUTPUT_NAMES, module(im), strict=True)),
+                                          [example, other], full_graph.differences, full_graph.TOLERANCE)
+        else:
+            with torch.no_grad():
+                data = onnx_export.to_bytes(graph, example, opset)
+            if check:
+                diffs, note = _onnx_check(data, lambda im: as_dict(graph, graph(im)), [example, other], differences,
+                                          TOLERANCE)
     if not check:
         diffs, note = None, "not checked (check=False)"
     meta = describe(cfg, categories, graph, to, out.name, str(spec), opset if to == "onnx" else None)
-    meta["check"] = {"max_abs_diff": diffs, "tolerance": TOLERANCE, "images": [[3, 256, 256], [3, 200, 296]],
+    if full:
+        meta = full_graph.describe(meta, cfg.eval.score_thresh, 0.5)
+    meta["full"] = full
+    meta["check"] = {"max_abs_diff": diffs, "tolerance": full_graph.TOLERANCE if full else TOLERANCE,
+                     "images": [list(example.shape), list(other.shape)],
                      "note": note or "exported file vs eager PyTorch graph on synthetic discs"}
+    if to == "onnx":
+        data = onnx_export.with_metadata(data, meta)
     _write(out, data, json.dumps(meta, indent=1).encode() + b"\n")
     return {"out": out, "sidecar": sidecar_path(out), "bytes": len(data), "seconds": time.perf_counter() - start,
-            "detections": found, "max_abs_diff": diffs, "note": note}
+            "detections": found, "max_abs_diff": diffs, "note": note, "load": meta["load"]}
 
 
 def _write(out: Path, data: bytes, side: bytes) -> None:

@@ -1,4 +1,5 @@
 """What a host does around an exported graph, written once in Python, with the numbers in the sidecar JSON.
+(``gains export-model --to onnx --full`` puts all of it inside the graph instead: ``gains.export.full``.)
 
 An export ``FILE`` comes with ``FILE.json`` (``sidecar_path``). A host (Fiji, QuPath, DeepImageJ, a C++ or Java
 program) runs, per image of H x W pixels:

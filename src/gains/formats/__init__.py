@@ -15,8 +15,8 @@ and help from it, so a new format is one module here plus one line below. A form
 
 The writers take :class:`gains.formats.result.ImageResult`. The ImageJ and QuPath outlines are traced exactly
 along pixel edges (:mod:`.contours`) from :mod:`.records`. Depends on numpy and ``gains.core`` (plus roifile,
-contourpy, Pillow, tifffile and matplotlib where a format needs them), never on torch; ``gains.inference`` and
-the CLI use it, ``gains.data``, ``models`` and ``engine`` never import it.
+contourpy, Pillow, tifffile, matplotlib and scikit-image where a format needs them), never on torch;
+``gains.inference`` and the CLI use it, ``gains.data``, ``models`` and ``engine`` never import it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from gains.errors import InputError
-from gains.formats import coco, ga, geojson, imagej, labels, masks, overlay
+from gains.formats import coco, ga, geojson, imagej, labels, masks, measurements, overlay
 
 FORMATS: dict[str, ModuleType] = {
     "coco": coco,
@@ -34,6 +34,7 @@ FORMATS: dict[str, ModuleType] = {
     "ga": ga,
     "imagej": imagej,
     "geojson": geojson,
+    "csv": measurements,
 }
 
 

@@ -27,9 +27,10 @@ def coco_results(instances: list[Instance], image_id: int, height: int, width: i
 
 
 def image_entry(result: ImageResult) -> dict[str, Any]:
-    """The image's ``images.json`` entry: id, file_name, height, width and, for a plane of a file, its label."""
+    """The image's ``images.json`` entry: id, file_name, height, width and, for a plane of a file, its label
+    (``"plane": "z3_t0"``) and its indices as a dataset names them (``"z": 3, "t": 0``: ``ImageResult.plane_keys``)."""
     return {"id": result.image_id, "file_name": result.file_name, "height": result.height, "width": result.width,
-            **({"plane": result.plane} if result.plane else {})}
+            **({"plane": result.plane} if result.plane else {}), **result.plane_keys}
 
 
 def write(result: ImageResult, out_dir: Path, stem: str) -> list[Path]:

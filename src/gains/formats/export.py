@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from gains.core.coco import CocoAnnotations, CocoImage, annotation_crop, checked_image_file, load_coco
+from gains.core.images import check_input
 from gains.core.masks import Instance
+from gains.core.planes import label_plane
 from gains.errors import InputError
 from gains.formats import select
 from gains.formats.result import ImageResult
@@ -15,7 +17,9 @@ from gains.outputs import staged_folder
 
 
 def ground_truth(coco: CocoAnnotations, image: CocoImage, image_dir: Path) -> ImageResult:
-    """One image of a dataset and its annotations (in file order, numbered by annotation id) as writers take it.
+    """One image of a dataset and its annotations (in file order, numbered by annotation id) as writers take it,
+    on the plane of its file that the entry's ``"z"`` / ``"t"`` keys pick (indices only for the axes the file has:
+    ``"z": 0`` on a 2-D image names no plane).
 
     Raises:
         InputError: a missing, unreadable or wrongly sized image file, or a malformed or empty segmentation.
@@ -29,8 +33,10 @@ def ground_truth(coco: CocoAnnotations, image: CocoImage, image_dir: Path) -> Im
             raise InputError(f"{coco.path}: annotation {ann['id']} (image {image.id}): empty mask (no pixel inside "
                              "the segmentation)")
         instances.append(Instance(int(ann["category_id"]), 1.0, crop))
+    label = check_input(file, image.plane)[0]  # from the header: "z3" names only the plane axes the file has
+    plane = label_plane(label)
     return ImageResult(instances, coco.categories, height, width, image_id=image.id, file_name=image.file_name,
-                       file=file, ids=[int(a["id"]) for a in anns], truth=True)
+                       file=file, plane=label, z=plane.z, t=plane.t, ids=[int(a["id"]) for a in anns], truth=True)
 
 
 def export_dataset(folder: str | Path, to: str, out: str | Path, overwrite: bool = False) -> Path:

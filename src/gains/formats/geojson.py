@@ -4,7 +4,7 @@ QuPath (0.4 or later) imports the file with File > Import objects from file, or 
 it is dragged onto an open image. Each feature is::
 
     {"type": "Feature", "id": "<UUID>",
-     "geometry": {"type": "Polygon" | "MultiPolygon", "coordinates": ...},
+     "geometry": {"type": "Polygon" | "MultiPolygon", "coordinates": ..., "plane": {"c": -1, "z": Z, "t": T}},
      "properties": {"objectType": "detection" | "annotation", "name": "<id>_<category>_<score>",
                     "classification": {"name": "<category>", "color": [r, g, b]},
                     "measurements": {"id": ..., "area_px": ..., "score": ...}}}
@@ -17,6 +17,11 @@ x then y, along pixel edges (:mod:`gains.formats.contours`): QuPath's own conven
 covers exactly its instance's pixels. Exterior rings are counter-clockwise and holes clockwise with
 the y axis up (RFC 7946's right-hand rule); a single-part instance is a Polygon, a multi-part one a
 MultiPolygon, its largest part first.
+
+``plane`` puts the objects of a plane of a z-stack or time series on it: QuPath's ``ImagePlane`` (0-based Z and
+T; ``c`` -1, QuPath's default, for objects of every channel), read from and written into the geometry object as
+QuPath's own GeoJSON does (``ROITypeAdapters``). A 2-D image's features have no ``plane``: QuPath then uses its
+default plane (c -1, z 0, t 0), the same as writing one.
 """
 
 from __future__ import annotations
@@ -45,12 +50,20 @@ def _ring(ring: np.ndarray) -> list[list[int]]:
     return [*pts, pts[0]]  # GeoJSON closes rings by repeating the first position
 
 
-def geometry(record: Record) -> dict[str, Any]:
-    """The GeoJSON geometry of one record: Polygon for one part, MultiPolygon for several."""
+def qupath_plane(z: int | None = None, t: int | None = None) -> dict[str, int] | None:
+    """QuPath's ``plane`` of the plane with 0-based indices ``z``, ``t`` (None: the image has no such axis), or
+    None for a 2-D image (see the module docstring)."""
+    if z is None and t is None:
+        return None
+    return {"c": -1, "z": z or 0, "t": t or 0}
+
+
+def geometry(record: Record, plane: dict[str, int] | None = None) -> dict[str, Any]:
+    """The GeoJSON geometry of one record: Polygon for one part, MultiPolygon for several; with QuPath's
+    ``plane`` (:func:`qupath_plane`) when given."""
     polygons = [[_ring(r) for r in polygon] for polygon in record.polygons]
-    if len(polygons) == 1:
-        return {"type": "Polygon", "coordinates": polygons[0]}
-    return {"type": "MultiPolygon", "coordinates": polygons}
+    kind, coordinates = ("Polygon", polygons[0]) if len(polygons) == 1 else ("MultiPolygon", polygons)
+    return {"type": kind, "coordinates": coordinates, **({"plane": plane} if plane is not None else {})}
 
 
 def feature_id(record: Record, stem: str) -> str:
@@ -60,15 +73,16 @@ def feature_id(record: Record, stem: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{stem}|{record.id}|{record.score}|{m.y0},{m.x0}|{digest}"))
 
 
-def feature(record: Record, object_type: str = "detection", stem: str = "", id_width: int = 4) -> dict[str, Any]:
-    """One QuPath feature (see the module docstring)."""
+def feature(record: Record, object_type: str = "detection", stem: str = "", id_width: int = 4,
+            plane: dict[str, int] | None = None) -> dict[str, Any]:
+    """One QuPath feature (see the module docstring), on QuPath's ``plane`` when given."""
     measurements: dict[str, float] = {"id": int(record.id), "area_px": record.area}
     if record.score is not None:
         measurements["score"] = float(record.score)
     return {
         "type": "Feature",
         "id": feature_id(record, stem),
-        "geometry": geometry(record),
+        "geometry": geometry(record, plane),
         "properties": {
             "objectType": object_type,
             "name": record.label(id_width),
@@ -78,8 +92,9 @@ def feature(record: Record, object_type: str = "detection", stem: str = "", id_w
     }
 
 
-def feature_collection(records: Sequence[Record], object_type: str = "detection", stem: str = "") -> dict[str, Any]:
-    """The FeatureCollection of ``records``, in their order.
+def feature_collection(records: Sequence[Record], object_type: str = "detection", stem: str = "",
+                       plane: dict[str, int] | None = None) -> dict[str, Any]:
+    """The FeatureCollection of ``records``, in their order, every feature on QuPath's ``plane`` when given.
 
     Raises:
         ValueError: ``object_type`` is not ``detection`` or ``annotation``, or a record is invalid (see
@@ -90,11 +105,11 @@ def feature_collection(records: Sequence[Record], object_type: str = "detection"
     check_records(records)
     width = max(4, len(str(max((r.id for r in records), default=0))))
     return {"type": "FeatureCollection",
-            "features": [feature(r, object_type, stem, width) for r in records]}
+            "features": [feature(r, object_type, stem, width, plane) for r in records]}
 
 
 def write_records(records: Sequence[Record], path: str | Path, object_type: str = "detection",
-                  stem: str | None = None) -> Path:
+                  stem: str | None = None, plane: dict[str, int] | None = None) -> Path:
     """Write ``records`` as a GeoJSON FeatureCollection to ``path`` (written whole, then renamed).
 
     Args:
@@ -102,22 +117,25 @@ def write_records(records: Sequence[Record], path: str | Path, object_type: str 
         path: the output file, usually ``<stem>.geojson``.
         object_type: QuPath object type, ``detection`` (default) or ``annotation``.
         stem: the image's name, mixed into the feature ids; default: the file name less ``.geojson``.
+        plane: QuPath's ``plane`` of every feature (:func:`qupath_plane`); None: none (a 2-D image).
 
     Raises:
         ValueError: as :func:`feature_collection`.
     """
     path = Path(path)
-    doc = feature_collection(records, object_type, path.stem if stem is None else stem)
+    doc = feature_collection(records, object_type, path.stem if stem is None else stem, plane)
     payload = json.dumps(doc, separators=(",", ":")).encode()
     atomic_write(path, lambda fh: fh.write(payload))
     return path
 
 
 def write(result: ImageResult, out_dir: Path, stem: str) -> list[Path]:
-    """``<stem>.geojson``: predictions as QuPath detections, ground truth as annotations, overlaps kept.
+    """``<stem>.geojson``: predictions as QuPath detections, ground truth as annotations, overlaps kept, on the
+    image's plane (``result.z``, ``result.t``).
 
     Raises:
         ValueError: as :func:`feature_collection`.
     """
     object_type = "annotation" if result.truth else "detection"
-    return [write_records(result.records, out_dir / f"{stem}.geojson", object_type=object_type, stem=stem)]
+    return [write_records(result.records, out_dir / f"{stem}.geojson", object_type=object_type, stem=stem,
+                          plane=qupath_plane(result.z, result.t))]

@@ -31,7 +31,9 @@ class ImageResult:
         image_id: its id in ``results.json`` / ``images.json`` (predictions: 1, 2, ... over the run).
         file_name: the image as outputs name it (``images.json``'s ``file_name``; a dataset's ``file_name``).
         file: the image file on disk (a dataset layout copies it), or None.
-        plane: the plane of a multi-plane file it is (e.g. ``z3_t0``), "" for a 2-D image.
+        plane: the label of the plane of a multi-plane file it is (e.g. ``z3_t0``), "" for a 2-D image; names only.
+        z, t: the plane's 0-based Z and T indices in ``file``; None where the file has no such axis (length-1 axes
+            dropped, as ``gains.core.images`` reads files). ImageJ ROIs and QuPath GeoJSON put objects on it.
         pixels: the image, (H, W) or (H, W, C), where a format draws it (overlay), else None.
         normalisation: the model's intensity normalisation (the overlay shows the image with it); None: the
             image stretched from its minimum to its maximum.
@@ -48,6 +50,8 @@ class ImageResult:
     file_name: str = ""
     file: Path | None = None
     plane: str = ""
+    z: int | None = None
+    t: int | None = None
     pixels: np.ndarray | None = None
     normalisation: Normalisation | None = None
     ids: Sequence[int] | None = None
@@ -67,6 +71,12 @@ class ImageResult:
             self._records.extend(records_from_instances(self.instances, self.categories, self.ids,
                                                         scored=not self.truth))
         return self._records
+
+    @property
+    def plane_keys(self) -> dict[str, int]:
+        """The plane's COCO image keys, ``{"z": Z, "t": T}`` (only the axes the file has; ``{}`` for a 2-D image):
+        what ``gains.core.planes.dataset_plane`` reads back to pick this plane of ``file`` again."""
+        return {key: value for key, value in (("z", self.z), ("t", self.t)) if value is not None}
 
     def copy_image(self, folder: Path) -> Path:
         """Copy the image file into ``folder`` (made if missing) under its own name; returns the copy.

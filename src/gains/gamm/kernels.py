@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gains.core.masks import MaskCrop
 from gains.gamm.fields import Geometry
 from gains.gamm.windows import box_sums, refine_small, std_from_moments
 
@@ -110,17 +109,6 @@ def paint(d: np.ndarray, geo: Geometry, height: int, width: int, ws: int, offset
         out.append((lo, idx))
     (y0, ri), (x0, ci) = out
     return y0, x0, d.take(ri, axis=0).take(ci, axis=1)
-
-
-def mask_overlap(a: MaskCrop, b: MaskCrop) -> tuple[int, int, np.ndarray] | None:
-    """(y0, x0, bool crop) of the pixels both masks hold, or None."""
-    r0, r1 = max(a.y0, b.y0), min(a.y1, b.y1)
-    c0, c1 = max(a.x0, b.x0), min(a.x1, b.x1)
-    if r0 >= r1 or c0 >= c1:
-        return None
-    both = (a.mask[r0 - a.y0 : r1 - a.y0, c0 - a.x0 : c1 - a.x0]
-            & b.mask[r0 - b.y0 : r1 - b.y0, c0 - b.x0 : c1 - b.x0])
-    return (r0, c0, both) if both.any() else None
 
 
 def region_slices(y0: int, x0: int, shape: tuple[int, int], ry0: int, rx0: int, rshape: tuple[int, int]

@@ -14,13 +14,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from gains.core.masks import MaskCrop
+from gains.core.masks import MaskCrop, mask_overlap
 from gains.gamm.fields import Geometry, build_geometry
 from gains.gamm.gamap import GaMap
 from gains.gamm.kernels import (
     FACTORS,
     inter_statistic,
-    mask_overlap,
     normalise,
     paint,
     region_slices,

@@ -15,7 +15,7 @@ from gains.data.dataset import InstanceDataset
 from gains.errors import InputError
 from gains.evaluation.score import score, write_metrics
 from gains.formats.coco import coco_results
-from gains.inference.predict_run import share
+from gains.inference.predict_run import done_image, share, tile_progress
 from gains.inference.predictor import PredictOptions, Predictor
 from gains.outputs import check_apart, claim
 
@@ -51,14 +51,15 @@ def split_file(data: str | Path, split: str) -> Path:
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str, out: str | Path,
                         options: PredictOptions | None = None, score_thresh: float | None = None,
-                        max_dets: int | None = None) -> dict[str, Any]:
+                        max_dets: int | None = None, progress: bool = False) -> dict[str, Any]:
     """Predict ``split`` of ``data`` with ``checkpoint``; write results.json, METRICS.json and the CSV.
 
     The images are predicted as ``gains predict`` predicts them (``Predictor.from_checkpoint`` with ``options``:
     tiles, scale, device; default ``PredictOptions()``) keeping every detection the model returns
     (``--score-thresh 0``, as COCO AP needs), and the results are encoded as its ``results.json``; they are then
     scored as ``gains score`` scores them with ``score_thresh`` and ``max_dets`` (default: the checkpoint's
-    ``eval`` settings). So ``gains eval`` = ``gains predict --score-thresh 0`` + ``gains score``.
+    ``eval`` settings). So ``gains eval`` = ``gains predict --score-thresh 0`` + ``gains score``. ``progress``: the
+    main process shows a bar of images and tiles on stderr, as ``gains predict`` does.
 
     Returns the metrics (every rank gets them; rank 0 writes the files); the one-line note on the scale used is
     in them as ``scale_note``. Under torchrun each rank predicts its ``share`` of the images. ``out`` follows
@@ -84,7 +85,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str, ou
     metrics: dict[str, Any] = {}
     # claimed before the long prediction (a folder not ours is refused first); a failure removes what it made
     with claim(out, "evaluation") if dist.is_main() else contextlib.nullcontext():
-        results = predict_images(predictor, dataset)
+        results = predict_images(predictor, dataset, progress and dist.is_main())
         if dist.is_main():
             atomic_write(out / "results.json", lambda fh: fh.write(json.dumps(results).encode()))
             metrics, rows = score(gt, out / "results.json", score_thresh,
@@ -94,21 +95,27 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str, ou
     return dist.broadcast_object(metrics)
 
 
-def predict_images(predictor: Predictor, dataset: InstanceDataset) -> list[dict[str, Any]]:
+def predict_images(predictor: Predictor, dataset: InstanceDataset, progress: bool = False) -> list[dict[str, Any]]:
     """COCO results of every image of ``dataset``, in image order, each image's by descending score (gathered
-    from every rank; this rank predicts its ``share``).
+    from every rank; this rank predicts its ``share``). ``progress``: a tqdm bar of this rank's images on stderr,
+    with the current image's tiles (``tile k/n``) after it.
 
     Raises:
         InputError: an unreadable image or pixels the predictor refuses, naming the file and the image.
     """
+    from tqdm import tqdm
+
     mine: dict[int, list[dict[str, Any]]] = {}
-    for k in share(len(dataset), dist.rank(), dist.world_size()):
-        image = dataset.images[k]
-        pixels = dataset.pixels(k)
-        try:
-            instances = predictor.predict(pixels)
-        except ValueError as exc:
-            raise InputError(f"{dataset.coco.path}: image {image.id}: {exc}") from exc
-        mine[k] = coco_results(instances, image.id, *pixels.shape[:2])
+    indices = share(len(dataset), dist.rank(), dist.world_size())
+    with tqdm(total=len(indices), unit="img", desc="eval", disable=not progress) as bar:
+        for k in indices:
+            image = dataset.images[k]
+            pixels = dataset.pixels(k)
+            try:
+                instances = predictor.predict(pixels, tile_progress(bar))
+            except ValueError as exc:
+                raise InputError(f"{dataset.coco.path}: image {image.id}: {exc}") from exc
+            mine[k] = coco_results(instances, image.id, *pixels.shape[:2])
+            done_image(bar)
     gathered = {k: entries for part in dist.all_gather_objects(mine) for k, entries in part.items()}
     return [entry for k in sorted(gathered) for entry in gathered[k]]

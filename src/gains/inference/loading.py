@@ -11,20 +11,19 @@ import torch
 
 from gains import zoo
 from gains.config import Config, ModelConfig, apply_overrides, saved_config
-from gains.engine.checkpoint import load_checkpoint
+from gains.engine.checkpoint import checkpoint_path, load_checkpoint
 from gains.errors import InputError
 from gains.models.build import build_model
 
 
-def checkpoint_path(path: str | Path) -> Path:
-    """A checkpoint file, or the best (else last) checkpoint of a run folder."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
-        raise InputError(f"{path}: no best.pt or last.pt in this run folder")
-    return path
+def checkpoint_stamp(spec: str | Path) -> int:
+    """Modification time (ns) of a checkpoint file or a run folder's checkpoint, 0 for a shipped model's name or a
+    path that is not there: a cache of loaded models keyed by it reloads a rewritten file."""
+    path = Path(spec)
+    try:
+        return checkpoint_path(path).stat().st_mtime_ns if path.exists() else 0
+    except InputError:  # a run folder without a checkpoint: loading it says so
+        return 0
 
 
 def resolve_scale(model_cfg: ModelConfig, scale: float | None = None, object_size: float | None = None

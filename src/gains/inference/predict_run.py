@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +17,7 @@ from gains import formats as registry
 from gains import outputs
 from gains.core import parallel as dist
 from gains.core.images import IMAGE_SUFFIXES, check_input, check_inputs, read_planes
-from gains.core.planes import PlaneChoice
+from gains.core.planes import PlaneChoice, label_plane
 from gains.errors import InputError
 from gains.formats.result import ImageResult
 from gains.inference.predictor import PredictOptions, Predictor
@@ -204,7 +204,8 @@ def _predict_share(out: Path, images: list[tuple[Path, str]], mine: list[int], p
                    progress: bool, choice: PlaneChoice) -> Iterator[dict[str, Any]]:
     """Predict images ``mine`` (ascending indices into ``images``), writing their per-image files; yields per
     image {"id": its id, "parts": its part of each whole-run format (``collect``), "instances": how many}. A file
-    is read once, for the planes of it in ``mine``."""
+    is read once, for the planes of it in ``mine``. ``progress``: a bar of images, with the tiles of the current
+    image after it (``tile_progress``)."""
     from tqdm import tqdm
 
     by_file: dict[Path, list[int]] = {}
@@ -215,22 +216,40 @@ def _predict_share(out: Path, images: list[tuple[Path, str]], mine: list[int], p
             planes = {plane.label: plane.pixels for plane in read_planes(file, choice)}
             for k in indices:
                 label = images[k][1]
-                yield _predict_one(out, file, label, planes.pop(label), k + 1, predictor, norm, writers, categories)
-                bar.update()
+                yield _predict_one(out, file, label, planes.pop(label), k + 1, predictor, norm, writers, categories,
+                                   tile_progress(bar))
+                done_image(bar)
+
+
+def tile_progress(bar: Any) -> Callable[[int, int], None]:
+    """A ``Predictor.predict`` progress callback that shows ``tile k/n`` after the tqdm ``bar`` of images, redrawn
+    after every tile, for an image of several tiles (a large image can take minutes with its bar at 0)."""
+    def show(done: int, total: int) -> None:
+        if total > 1:
+            bar.set_postfix_str(f"tile {done}/{total}")
+    return show
+
+
+def done_image(bar: Any) -> None:
+    """Count one more image on the tqdm ``bar`` and drop its tile count (:func:`tile_progress`)."""
+    bar.set_postfix_str("", refresh=False)
+    bar.update()
 
 
 def _predict_one(out: Path, file: Path, label: str, pixels: np.ndarray, image_id: int, predictor: Predictor,
-                 norm: Normalisation, writers: dict[str, ModuleType], categories: list[dict[str, Any]]
-                 ) -> dict[str, Any]:
-    """Predict one plane, write its per-image files (named ``_stem(file, label)``); returns its record."""
+                 norm: Normalisation, writers: dict[str, ModuleType], categories: list[dict[str, Any]],
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Predict one plane (``progress``: called after each tile), write its per-image files (named
+    ``_stem(file, label)``); returns its record."""
     stem = _stem(file, label)
     h, w = pixels.shape[:2]
     try:
-        instances = predictor.predict(pixels)
+        instances = predictor.predict(pixels, progress)
     except ValueError as exc:
         raise InputError(f"{file}{' ' + label if label else ''}: {exc}") from exc
+    plane = label_plane(label)  # the plane's indices: on it in the ImageJ and QuPath outputs, keys in images.json
     result = ImageResult(instances, categories, h, w, image_id=image_id, file_name=str(file), file=file, plane=label,
-                         pixels=pixels, normalisation=norm)
+                         z=plane.z, t=plane.t, pixels=pixels, normalisation=norm)
     parts = {}
     for name, module in writers.items():
         module.write(result, out, stem)

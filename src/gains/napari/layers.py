@@ -7,8 +7,9 @@ paint tools and exported as a label image, while polygon outlines would need con
 pixels and grows slow with thousands of objects. A label image holds one value per pixel, so overlapping
 instances are split into the fewest layers in which none overlap (``gains.formats.labels.label_layers``);
 instance k (score order) has label value k + 1 in whichever layer it lands, so values are unique across
-layers, and each layer's ``features`` table holds its own instances (columns ``index`` = label value,
-``category_id``, ``category``, ``score``, ``area``).
+layers, and each layer's ``features`` table holds its own instances: ``index`` (the label value, as napari
+needs) and the columns of ``gains predict --format csv`` (``gains.formats.measurements.measure``: id, category,
+score, area, centroid, bbox, shape, intensities where the pixels are given, overlaps, touches).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from gains.core.masks import Instance
 from gains.formats.ga import ga_image
 from gains.formats.labels import label_layers
-from gains.inference.predictor import Instance
+from gains.formats.measurements import measure
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -47,7 +49,7 @@ def layer_of_instances(instances: list[Instance], layers: list[np.ndarray]) -> l
 
 
 def instance_layers(instances: list[Instance], height: int, width: int, categories: list[dict[str, Any]],
-                    name: str, scores: bool = True) -> list[LayerData]:
+                    name: str, scores: bool = True, pixels: np.ndarray | None = None) -> list[LayerData]:
     """Labels layers of (possibly overlapping) instances, each with its features table (module docstring).
 
     Args:
@@ -56,43 +58,57 @@ def instance_layers(instances: list[Instance], height: int, width: int, categori
         name: layer name stem: ``"<name> instances"``, or ``"<name> instances <k>"`` for k = 0, 1, ...
             when overlaps need more than one layer.
         scores: False for ground truth, which has no score column.
+        pixels: the image, (H, W) or (H, W, C), for the intensity columns; None: none.
     """
-    names = {int(c["id"]): str(c["name"]) for c in categories}
+    table = measure(instances, categories, pixels=pixels, scored=scores)
     arrays = label_layers(instances, height, width)
     where = layer_of_instances(instances, arrays)
     out = []
     for j, array in enumerate(arrays):
         members = [k for k, w in enumerate(where) if w == j]
-        features: dict[str, Any] = {
-            "index": np.array([k + 1 for k in members], dtype=np.int64),
-            "category_id": np.array([instances[k].category_id for k in members], dtype=np.int64),
-            "category": [names.get(instances[k].category_id, str(instances[k].category_id)) for k in members],
-            "area": np.array([int(np.count_nonzero(instances[k].mask.mask)) for k in members], dtype=np.int64),
-        }
-        if scores:
-            features["score"] = np.array([instances[k].score for k in members], dtype=np.float64)
+        features: dict[str, Any] = {"index": np.array([k + 1 for k in members], dtype=np.int64)}
+        for column, values in table.items():
+            features[column] = values[members] if isinstance(values, np.ndarray) else [values[k] for k in members]
         label = f"{name} instances" if len(arrays) == 1 else f"{name} instances {j}"
         out.append((array, {"name": label, "features": features, "opacity": 0.5}, "labels"))
     return out
 
 
+def ga_contrast(ga: np.ndarray) -> list[float]:
+    """Contrast limits [low, high] that show where instances meet, not whole boxes.
+
+    A model predicts a GA map over each instance's box, and most of a box sits a little above 1 (the ``nuclei``
+    model gives 1.00-1.15), so limits of [1, max] paint every detection as a bright rectangle. ``low`` is the
+    median of the values above 1 and ``high`` their 99.9th percentile: the upper half, where neighbours' fields
+    conflict, stays visible. All values 1 (no anomaly): [1, 2].
+    """
+    above = ga[ga > 1.0]
+    if not above.size:
+        return [1.0, 2.0]
+    low, high = (float(v) for v in np.percentile(above, [50.0, 99.9]))
+    return [low, high] if high > low else [1.0, float(above.max())]
+
+
 def ga_layer(ga: np.ndarray, name: str) -> LayerData:
-    """The GA map (float32 (H, W), 1 = no anomaly) as an additive inferno Image layer named ``"<name> GA"``."""
-    top = float(np.max(ga)) if ga.size else 1.0
-    kwargs = {"name": f"{name} GA", "colormap": "inferno", "blending": "additive",
-              "contrast_limits": [1.0, top if top > 1.0 else 2.0]}
+    """The GA map (float32 (H, W), 1 = no anomaly) as an additive inferno Image layer named ``"<name> GA"``,
+    hidden at first (it is an aid to read contacts, not the result) with ``ga_contrast``'s limits."""
+    kwargs = {"name": f"{name} GA", "colormap": "inferno", "blending": "additive", "visible": False,
+              "contrast_limits": ga_contrast(ga)}
     return ga, kwargs, "image"
 
 
 def result_layers(pixels: np.ndarray | None, instances: list[Instance], categories: list[dict[str, Any]],
-                  name: str, height: int, width: int, ga: np.ndarray | None = None, scores: bool = True
-                  ) -> list[LayerData]:
-    """Image (when ``pixels`` is given), instance Labels layers and GA map (when any) of one image.
+                  name: str, height: int, width: int, ga: np.ndarray | None = None, scores: bool = True,
+                  with_image: bool = True) -> list[LayerData]:
+    """Image (when ``pixels`` is given and ``with_image``), instance Labels layers (their intensity features from
+    ``pixels`` when it is (height, width[, C])) and GA map (when any) of one image.
 
     ``ga`` defaults to the per-pixel maximum of the instances' predicted GA maps (``gains.formats.ga.ga_image``).
+    ``with_image`` False: the image is in the viewer already (the widget).
     """
-    out = [image_layer(pixels, name)] if pixels is not None else []
-    out += instance_layers(instances, height, width, categories, name, scores=scores)
+    out = [image_layer(pixels, name)] if pixels is not None and with_image else []
+    known = pixels is not None and pixels.shape[:2] == (height, width)  # else not the image predicted: no intensities
+    out += instance_layers(instances, height, width, categories, name, scores=scores, pixels=pixels if known else None)
     if ga is None:
         ga = ga_image(instances, height, width)
     if ga is not None:

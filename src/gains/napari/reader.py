@@ -15,10 +15,9 @@ from pathlib import Path
 
 from gains.core.coco import load_coco, read_coco_image
 from gains.core.images import read_image
-from gains.core.masks import segmentation_to_crop
+from gains.core.masks import Instance, segmentation_to_crop
 from gains.core.planes import label_plane
 from gains.errors import InputError
-from gains.inference.predictor import Instance
 from gains.jsonfile import read_json
 from gains.napari.layers import LayerData, result_layers
 

@@ -15,24 +15,15 @@ import torch
 
 from gains.config import Config
 from gains.errors import InputError
-from gains.inference.loading import load_model
+from gains.inference.loading import checkpoint_stamp, load_model
 from gains.inference.predictor import PredictOptions, Predictor
 from gains.napari.layers import LayerData, result_layers
 
 Progress = tuple[int, int, str]  # (done, total, what); total 0 = busy, no count yet
 
 
-def _stamp(model: str) -> float:
-    """Modification time of a model file or run folder's checkpoint (0 for names), so a rewritten file reloads."""
-    path = Path(model)
-    for candidate in (path / "best.pt", path / "last.pt", path):
-        if candidate.is_file():
-            return candidate.stat().st_mtime
-    return 0.0
-
-
 @lru_cache(maxsize=1)
-def _cached_model(model: str, overrides: tuple[str, ...], device: torch.device, stamp: float
+def _cached_model(model: str, overrides: tuple[str, ...], device: torch.device, stamp: int
                   ) -> tuple[torch.nn.Module, Config, list[dict[str, Any]]]:
     return load_model(model, list(overrides), device)
 
@@ -40,7 +31,7 @@ def _cached_model(model: str, overrides: tuple[str, ...], device: torch.device, 
 def _load(model: str | Path, overrides: list[str], device: torch.device
           ) -> tuple[torch.nn.Module, Config, list[dict[str, Any]]]:
     """``load_model``, keeping the last model while its file is unchanged (a new threshold or tile reuses it)."""
-    return _cached_model(str(model), tuple(overrides), device, _stamp(str(model)))
+    return _cached_model(str(model), tuple(overrides), device, checkpoint_stamp(model))
 
 
 def segment(model: str, pixels: np.ndarray, name: str, score_thresh: float = 0.5, tile: int | None = 1024,
@@ -89,4 +80,4 @@ def segment(model: str, pixels: np.ndarray, name: str, score_thresh: float = 0.5
     instances = result["instances"]
     h, w = pixels.shape[:2]
     yield 0, 0, f"{len(instances)} instances: building layers"
-    return result_layers(None, instances, predictor.categories, name, h, w)
+    return result_layers(pixels, instances, predictor.categories, name, h, w, with_image=False)

@@ -2,7 +2,9 @@
 
 A thin shell over ``gains.napari.segment`` (no Qt there): the work runs in a ``thread_worker`` so the
 viewer stays responsive; its progress fills the widget's bar, and the returned layers replace the
-previous results of the same image (layers whose ``metadata["gains_image"]`` names it).
+previous results of the same image plane (layers whose ``metadata`` names that image and plane). A stack
+(Z, T, ...) is segmented at the plane the viewer shows (``gains.napari.planes``). torch is imported on the
+first Segment click, through ``gains.napari.native`` (a plain import crashes napari on Mesa's OpenGL).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from napari.utils.notifications import notification_manager, show_error
 from gains import zoo
 from gains.errors import InputError
 from gains.napari.layers import LayerData
-from gains.napari.segment import segment
+from gains.napari.native import load_torch
+from gains.napari.planes import place, plane_index, plane_name, plane_pixels
 
 DEVICES = ("auto", "cpu", "cuda")
+WIDTH = 320  # the dock's maximum width in pixels: the canvas keeps most of the window
 
 
 def shipped_name(model: str) -> str:
@@ -63,47 +67,60 @@ class GainsWidget(Container):
         self.run_button.changed.connect(self.run)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self.image.reset_choices)
+        self.viewer.layers.events.removed.connect(self._on_removed)
         self.image.reset_choices()
+        self.native.setMaximumWidth(WIDTH)
+        self.status.native.setWordWrap(True)
 
     def _image_choices(self, _widget: Any = None) -> list[tuple[str, Image]]:
         return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Image)]
 
-    def _settings(self) -> tuple[str, Image, np.ndarray]:
-        """(model text, image layer, its pixels (H, W) or (H, W, C)) or an InputError saying what is missing."""
+    def _settings(self) -> tuple[str, Image, np.ndarray, tuple[int, ...]]:
+        """(model text, image layer, the pixels of its shown plane (H, W) or (H, W, C), the plane's index
+        along the leading axes) or an InputError saying what is missing."""
         model = str(self.model.value or "").strip()
         if model in ("", "."):
             raise InputError("choose a model: a shipped model name, a run folder or a .pt checkpoint")
         return shipped_name(model), *self._image()
 
-    def _image(self) -> tuple[Image, np.ndarray]:
-        """(the chosen image layer, its pixels) or an InputError saying what is missing."""
+    def _image(self) -> tuple[Image, np.ndarray, tuple[int, ...]]:
+        """(the chosen image layer, the pixels of the plane the viewer shows, its index) or an InputError."""
         layer = self.image.value
         if layer is None:
             raise InputError("add or choose an image layer to segment")
-        pixels = np.asarray(layer.data[0] if layer.multiscale else layer.data)
-        if pixels.ndim != (3 if layer.rgb else 2):
-            raise InputError(f"layer {layer.name!r}: a 2-D image is needed, got shape {pixels.shape}")
-        return layer, pixels
+        data = layer.data[0] if layer.multiscale else layer.data
+        spatial = len(data.shape) - (1 if layer.rgb else 0)
+        if spatial > 2 and (self.viewer.dims.ndisplay != 2 or self.viewer.dims.displayed[-2:] != tuple(
+                range(self.viewer.dims.ndim - 2, self.viewer.dims.ndim))):
+            raise InputError(f"layer {layer.name!r}: show its last two axes in 2-D to segment a plane of it")
+        index = plane_index(data.shape, layer.rgb, layer.world_to_data(self.viewer.dims.point))
+        try:
+            return layer, plane_pixels(data, layer.rgb, index), index
+        except InputError as exc:
+            raise InputError(f"layer {layer.name!r}: {exc}") from exc
 
     def run(self) -> None:
-        """Start segmenting the chosen image (does nothing while a run is in progress)."""
+        """Start segmenting the chosen image's shown plane (does nothing while a run is in progress)."""
         if self.worker is not None:
             return
         try:
-            model, layer, pixels = self._settings()
+            model, layer, pixels, index = self._settings()
         except InputError as exc:
             self._failed(exc)
             return
+        self.status.value = "starting"
+        load_torch()
+        from gains.napari.segment import segment  # torch: only now, after load_torch
+
         tile = int(self.tile.value) or None
         work = thread_worker(segment, start_thread=False, ignore_errors=True)  # _failed reports them
-        self.worker = work(model, pixels, layer.name, float(self.score.value), tile, int(self.overlap.value),
-                           str(self.device.value), float(self.object_size.value) or None)
+        self.worker = work(model, pixels, plane_name(layer.name, index), float(self.score.value), tile,
+                           int(self.overlap.value), str(self.device.value), float(self.object_size.value) or None)
         self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(lambda layers: self._on_done(layers, layer))
+        self.worker.returned.connect(lambda layers: self._on_done(layers, layer, index))
         self.worker.errored.connect(self._failed)
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled = False
-        self.status.value = "starting"
         self.worker.start()
 
     def _on_progress(self, step: tuple[int, int, str]) -> None:
@@ -112,16 +129,22 @@ class GainsWidget(Container):
         self.progress.value = done if total else 0
         self.status.value = what if not total else f"{what}: tile {done}/{total}"
 
-    def _on_done(self, layers: list[LayerData], source: Image) -> None:
-        for old in [x for x in self.viewer.layers if x.metadata.get("gains_image") == source.name]:
+    def _on_done(self, layers: list[LayerData], source: Image, index: tuple[int, ...]) -> None:
+        tag = {"gains_image": source.name, "gains_plane": list(index)}
+        for old in [x for x in self.viewer.layers if {k: x.metadata.get(k) for k in tag} == tag]:
             self.viewer.layers.remove(old)
-        for data, kwargs, kind in layers:
-            kwargs = {**kwargs, "metadata": {"gains_image": source.name}, "scale": source.scale,
-                      "translate": source.translate}
-            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        scale = list(source.scale)
+        for data, kwargs, kind in place(layers, index, scale, list(source.translate)):
+            getattr(self.viewer, f"add_{kind}")(data, **{**kwargs, "metadata": tag})
         n = sum(len(kw["features"]["index"]) for _, kw, kind in layers if kind == "labels")
         self.progress.max, self.progress.value = 1, 1
         self.status.value = f"{n} instances in {sum(kind == 'labels' for *_, kind in layers)} label layer(s)"
+
+    def _on_removed(self, _event: Any = None) -> None:
+        """Clear the last run's line and bar once none of its result layers is left in the viewer."""
+        if self.worker is None and not any("gains_image" in x.metadata for x in self.viewer.layers):
+            self.status.value = ""
+            self.progress.max, self.progress.value = 1, 0
 
     def _failed(self, exc: BaseException) -> None:
         """A user mistake (InputError) as one line; anything else also to napari with its traceback."""

@@ -1,0 +1,142 @@
+"""Run the real ``napari`` command in this process, act as a user once its window is up, report, quit.
+
+    python drive_napari.py REPORT.json ACTION [--image PNG] [--model SPEC] [--screenshot PNG] -- NAPARI_ARGS...
+
+``napari._main:main`` (the ``napari`` console script) runs with ``NAPARI_ARGS`` as its command line; a Qt
+timer set before it starts does ``ACTION`` once the viewer exists:
+- ``open``: wait for the layers that the command line's paths gave (the reader path);
+- ``menu``: open ``--image`` with napari's own reader, click Plugins > Segment (GAInS) in the menu bar, set the
+  model, click Segment and wait for the result layers (the widget path).
+It then writes ``REPORT.json`` (layers with name, type, visible, shape, features; the widget's status line; any
+modal dialog or error), saves ``--screenshot`` of the whole window if asked, and closes the viewer. Nothing
+here imports torch: the plugin must do that safely itself. Exit status: napari's own (0 when it closed cleanly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from typing import Any
+
+import napari
+from napari.qt import get_qapp
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication
+
+TIMEOUT_S = 240.0
+
+
+def layer_report(layer: Any) -> dict[str, Any]:
+    features = getattr(layer, "features", None)
+    return {"name": layer.name, "type": layer._type_string, "visible": bool(layer.visible),
+            "shape": list(layer.data.shape) if hasattr(layer.data, "shape") else None,
+            "features": list(features.columns) if features is not None else [],
+            "rows": len(features) if features is not None else 0,
+            "contrast_limits": [float(v) for v in layer.contrast_limits] if layer._type_string == "image" else None}
+
+
+def find_action(widget: Any, text: str) -> Any:
+    """The menu action whose text (without '&') is ``text``, searched through every menu under ``widget``."""
+    for action in widget.actions():
+        if action.text().replace("&", "") == text:
+            return action
+        menu = action.menu()
+        if menu is not None and (found := find_action(menu, text)) is not None:
+            return found
+    return None
+
+
+class Driver:
+    """Polls the running napari every 200 ms and does one action (module docstring)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args, self.report = args, {"action": args.action, "steps": []}
+        self.started, self.stage, self.widget = time.monotonic(), "start", None
+
+    def step(self) -> None:
+        try:
+            done = self._step()
+        except Exception:
+            self.report["error"] = traceback.format_exc()
+            done = True
+        if not done and time.monotonic() - self.started > TIMEOUT_S:
+            self.report["error"] = f"timed out at stage {self.stage}"
+            done = True
+        if done:
+            self.finish()
+        else:
+            QTimer.singleShot(200, self.step)
+
+    def _step(self) -> bool:
+        viewer = napari.current_viewer()
+        modal = QApplication.activeModalWidget()
+        if modal is not None:
+            self.report["dialog"] = type(modal).__name__
+            modal.reject()
+            return True
+        if viewer is None or not viewer.window._qt_window.isVisible():
+            return False
+        if self.args.action == "open":
+            return len(viewer.layers) > 0
+        if self.stage == "start":
+            viewer.open(self.args.image)
+            action = find_action(viewer.window._qt_window.menuBar(), "Segment (GAInS)")
+            self.report["menu_item"] = action is not None
+            if action is None:
+                return True
+            action.trigger()
+            self.stage = "dock"
+        elif self.stage == "dock":
+            docks = [w for name, w in viewer.window.dock_widgets.items() if "GAInS" in name]
+            if not docks:
+                return False
+            self.widget = docks[0]
+            self.widget.model.line_edit.value = self.args.model  # typed into the field, as a user does
+            self.widget.image.value = viewer.layers[0]
+            self.widget.run_button.native.click()
+            self.stage = "segment"
+        elif self.stage == "segment":
+            return self.widget.worker is None and self.widget.status.value != "starting"
+        return False
+
+    def finish(self) -> None:
+        viewer = napari.current_viewer()
+        if viewer is not None:
+            self.report["layers"] = [layer_report(x) for x in viewer.layers]
+            if self.widget is not None:
+                self.report["status"] = self.widget.status.value
+            if self.args.screenshot:
+                viewer.window._qt_window.resize(1280, 760)
+                QApplication.processEvents()  # lay the window out, then fit the image to the canvas
+                viewer.reset_view()
+                viewer.screenshot(self.args.screenshot, canvas_only=False, flash=False)
+        with open(self.args.report, "w") as fh:
+            json.dump(self.report, fh, indent=1)
+        if viewer is not None:
+            viewer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("report")
+    parser.add_argument("action", choices=["open", "menu"])
+    parser.add_argument("--image")
+    parser.add_argument("--model")
+    parser.add_argument("--screenshot")
+    mine, napari_args = (sys.argv[1 : sys.argv.index("--")], sys.argv[sys.argv.index("--") + 1 :]
+                         ) if "--" in sys.argv else (sys.argv[1:], [])
+    args = parser.parse_args(mine)
+    get_qapp()
+    driver = Driver(args)
+    QTimer.singleShot(200, driver.step)
+    sys.argv = ["napari", *napari_args]
+    from napari._main import main as napari_main
+
+    napari_main()
+
+
+if __name__ == "__main__":
+    main()
