@@ -48,6 +48,11 @@ class DataConfig:
     jitter: bool = False
     keep_empty: bool = False
     num_workers: int = 0
+    # patch training (gains.data.patch): each sample a crop_size x crop_size window (network pixels) of its image at
+    # the model's scale (model.test_scale); null: whole images resized to model.min_size_train
+    crop_size: int | None = None
+    crop_focus: float = 0.8  # probability of a window centred on a random instance (else placed uniformly)
+    crop_min_area: int = 16  # network pixels an instance cut by the window needs to stay a target
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,9 @@ class TrainConfig:
     checkpoint_period: int = 1000
     eval_period: int = 1000
     log_period: int = 20
+    # intra-op CPU threads of training (torch.set_num_threads); 0: auto, one per core no other process keeps busy
+    # (gains.engine.threads; docs/BENCHMARKS.md "Training threads on a shared machine")
+    threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -207,12 +215,15 @@ LIMITS: dict[str, Limit] = {
     **dict.fromkeys(["data.seed", "data.num_workers", "model.mask_loss_weight", "model.ga_loss_weight",
                      "train.weight_decay", "train.weight_decay_norm", "train.warmup_iters", "train.warmup_factor",
                      "train.steps", "train.clip_grad_norm", "train.seed", "train.checkpoint_period",
-                     "train.eval_period"], _NON_NEGATIVE),
+                     "train.eval_period", "train.threads"], _NON_NEGATIVE),
     **dict.fromkeys(["model.test_scale", "model.object_size", "model.image_std", "model.aspect_ratios",
                      "train.max_minutes", "train.lr", "train.gamma"], _POSITIVE),
     **dict.fromkeys(["data.hflip", "data.vflip", "data.rot90", "model.rpn_nms_thresh", "model.box_score_thresh",
                      "model.box_nms_thresh", "train.momentum", "eval.score_thresh"], _FRACTION),
     "data.synthetic_size": Limit(32),  # gains.data.synth.write_synthetic's smallest scene
+    "data.crop_size": Limit(32),  # one cell of the backbone's coarsest (stride 32) feature map
+    "data.crop_focus": _FRACTION,
+    "data.crop_min_area": _NON_NEGATIVE,
     "model.trainable_layers": Limit(0, 5),
     "model.box_positive_fraction": Limit(0, 1, open_low=True),
     "model.input_percentiles": Limit(0, 100),

@@ -186,7 +186,7 @@ def test_budgeted_run_stops_on_time_with_a_decayed_lr_and_resumes(tmp_path: Path
     assert [ln["elapsed_s"] for ln in train] == [1.0, 2.0, 3.0]
     stopped = json.loads((run / "train_summary.json").read_text())
     assert stopped == {"iterations": 3, "stop_reason": "max_minutes", "elapsed_s": 3.0, "amp": "none",
-                       "max_minutes": 0.05, "max_iters": 30}
+                       "threads": torch.get_num_threads(), "max_minutes": 0.05, "max_iters": 30}
     ckpt = load_checkpoint(run / "last.pt")
     assert ckpt["iteration"] == 3 and ckpt["elapsed_s"] == 3.0
     again = fit(cfg(*base, "train.max_minutes=0.05"), run, resume=True, progress=False, clock=counting_clock())

@@ -5,8 +5,10 @@
 ``napari._main:main`` (the ``napari`` console script) runs with ``NAPARI_ARGS`` as its command line; a Qt
 timer set before it starts does ``ACTION`` once the viewer exists:
 - ``open``: wait for the layers that the command line's paths gave (the reader path);
-- ``menu``: open ``--image`` with napari's own reader, click Plugins > Segment (GAInS) in the menu bar, set the
-  model, click Segment and wait for the result layers (the widget path).
+- ``menu``: open ``--image`` with napari's own reader, click Plugins > GAInS > Segment in the menu bar, set the
+  model, click Segment and wait for the result layers (the widget path);
+- ``loop``: ``menu``, then Plugins > GAInS > Train: add the image and its result layers to the training set
+  ``--train-set``, fine-tune for ``--minutes`` into ``--new-model`` and wait for the Segment widget to take it.
 It then writes ``REPORT.json`` (layers with name, type, visible, shape, features; the widget's status line; any
 modal dialog or error), saves ``--screenshot`` of the whole window if asked, and closes the viewer. Nothing
 here imports torch: the plugin must do that safely itself. Exit status: napari's own (0 when it closed cleanly).
@@ -38,14 +40,25 @@ def layer_report(layer: Any) -> dict[str, Any]:
             "contrast_limits": [float(v) for v in layer.contrast_limits] if layer._type_string == "image" else None}
 
 
-def find_action(widget: Any, text: str) -> Any:
-    """The menu action whose text (without '&') is ``text``, searched through every menu under ``widget``."""
+def find_action(widget: Any, path: str) -> Any:
+    """The menu action at ``path`` (texts without '&' joined by ' > ', e.g. ``"GAInS > Segment"``) among the
+    menus under ``widget``, or None."""
+    first, _, rest = path.partition(" > ")
     for action in widget.actions():
-        if action.text().replace("&", "") == text:
+        if action.text().replace("&", "") != first:
+            continue
+        if not rest:
             return action
         menu = action.menu()
-        if menu is not None and (found := find_action(menu, text)) is not None:
-            return found
+        if menu is not None:
+            menu.aboutToShow.emit()  # napari fills plugin menus when they open
+            return find_action(menu, rest)
+    for action in widget.actions():  # not at this level: look one menu down (Plugins > ...)
+        menu = action.menu()
+        if menu is not None and first != "":
+            menu.aboutToShow.emit()
+            if (found := find_action(menu, path)) is not None:
+                return found
     return None
 
 
@@ -54,7 +67,7 @@ class Driver:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args, self.report = args, {"action": args.action, "steps": []}
-        self.started, self.stage, self.widget = time.monotonic(), "start", None
+        self.started, self.stage, self.widget, self.trainer = time.monotonic(), "start", None, None
 
     def step(self) -> None:
         try:
@@ -83,7 +96,7 @@ class Driver:
             return len(viewer.layers) > 0
         if self.stage == "start":
             viewer.open(self.args.image)
-            action = find_action(viewer.window._qt_window.menuBar(), "Segment (GAInS)")
+            action = find_action(viewer.window._qt_window.menuBar(), "GAInS > Segment")
             self.report["menu_item"] = action is not None
             if action is None:
                 return True
@@ -99,7 +112,25 @@ class Driver:
             self.widget.run_button.native.click()
             self.stage = "segment"
         elif self.stage == "segment":
-            return self.widget.worker is None and self.widget.status.value != "starting"
+            if self.widget.worker is not None or self.widget.status.value == "starting":
+                return False
+            if self.args.action == "menu":
+                return True
+            find_action(viewer.window._qt_window.menuBar(), "GAInS > Train").trigger()
+            self.stage = "train"
+        elif self.stage == "train":
+            docks = [w for name, w in viewer.window.dock_widgets.items() if "Train" in name]
+            if not docks:
+                return False
+            self.trainer = docks[0]
+            self.trainer.folder.value, self.trainer.run_dir.value = self.args.train_set, self.args.new_model
+            self.trainer.minutes.value = self.args.minutes
+            self.trainer.add_button.native.click()
+            self.report["added"] = self.trainer.status.value
+            self.trainer.train_button.native.click()
+            self.stage = "training"
+        elif self.stage == "training":
+            return self.trainer.worker is None
         return False
 
     def finish(self) -> None:
@@ -108,8 +139,11 @@ class Driver:
             self.report["layers"] = [layer_report(x) for x in viewer.layers]
             if self.widget is not None:
                 self.report["status"] = self.widget.status.value
+                self.report["model"] = str(self.widget.model.value)
+            if self.trainer is not None:
+                self.report["train_status"] = self.trainer.status.value
             if self.args.screenshot:
-                viewer.window._qt_window.resize(1280, 760)
+                viewer.window._qt_window.resize(1280, 860)
                 QApplication.processEvents()  # lay the window out, then fit the image to the canvas
                 viewer.reset_view()
                 viewer.screenshot(self.args.screenshot, canvas_only=False, flash=False)
@@ -122,10 +156,13 @@ class Driver:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("report")
-    parser.add_argument("action", choices=["open", "menu"])
+    parser.add_argument("action", choices=["open", "menu", "loop"])
     parser.add_argument("--image")
     parser.add_argument("--model")
     parser.add_argument("--screenshot")
+    parser.add_argument("--train-set")
+    parser.add_argument("--new-model")
+    parser.add_argument("--minutes", type=float, default=0.2)
     mine, napari_args = (sys.argv[1 : sys.argv.index("--")], sys.argv[sys.argv.index("--") + 1 :]
                          ) if "--" in sys.argv else (sys.argv[1:], [])
     args = parser.parse_args(mine)

@@ -65,7 +65,7 @@ def layers_of(report: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 def test_menu_path_segments_an_image(tmp_path: Path) -> None:
     report = drive(tmp_path, "menu", "--image", str(ASSET), "--model", "nuclei")
-    assert report["menu_item"]  # Plugins > Segment (GAInS) exists and was clicked
+    assert report["menu_item"]  # Plugins > GAInS > Segment exists and was clicked
     labels = layers_of(report, "labels")
     assert len(labels) == 1 and labels[0]["shape"] == [256, 256] and labels[0]["rows"] > 5
     assert {"index", "score", "category", "area"} <= set(labels[0]["features"])
@@ -90,3 +90,12 @@ def test_reader_path_opens_a_predict_folder(tmp_path: Path) -> None:
 def test_a_png_opens_with_napari_alone(tmp_path: Path) -> None:
     report = drive(tmp_path, "open", napari_args=(str(ASSET),))  # no reader dialog: gains claims folders only
     assert [(x["name"], x["type"]) for x in report["layers"]] == [("dsb2018_29780b28", "image")]
+
+
+def test_correct_and_retrain_loop_in_the_menus(tmp_path: Path) -> None:
+    report = drive(tmp_path, "loop", "--image", str(ASSET), "--model", "nuclei", "--train-set", str(tmp_path / "set"),
+                   "--new-model", str(tmp_path / "model"), "--minutes", "0.1")
+    n = layers_of(report, "labels")[0]["rows"]
+    assert report["added"] == f"{n} instances of 'dsb2018_29780b28' added: 1 image(s) in {tmp_path / 'set'}"
+    assert report["train_status"] == f"new model: {tmp_path / 'model'} (now the Segment widget's model)"
+    assert report["model"] == str(tmp_path / "model") and (tmp_path / "model" / "last.pt").is_file()

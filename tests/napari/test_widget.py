@@ -88,7 +88,7 @@ def test_manifest_declares_the_widget_and_reader() -> None:
         manifest = pm.get_manifest("gains-seg")
     except KeyError:
         pytest.skip("gains-seg is not installed (its napari.manifest entry point is missing)")
-    assert [w.display_name for w in manifest.contributions.widgets] == ["Segment"]  # menu: Segment (GAInS)
+    assert [w.display_name for w in manifest.contributions.widgets] == ["Segment", "Train"]  # Plugins > GAInS > ...
     assert pm.get_command("gains-seg.segment").python_name == "gains.napari.widget:GainsWidget"
     assert pm.get_command(manifest.contributions.readers[0].command).python_name == "gains.napari.reader:get_reader"
     assert manifest.contributions.readers[0].accepts_directories

@@ -7,6 +7,8 @@ a stack is ``fills[j]`` everywhere except rows ``y0 : y0 + h`` and columns ``x0 
 give exactly the pixels the same operation on the dense stack gives; ``dense()`` builds the stack, and
 ``resized()`` builds it at another size straight from the crops, as the model's transform resizes targets
 (a 1024 px image trained at 288 px: a twelfth of the values, and no full-size stack to interpolate).
+``cropped()`` cuts a window out of the frame, crops as views (patch training, ``gains.data.patch``), and
+``stack[index]`` picks maps.
 The paired transforms (``gains.data.transforms``) take a CropStack wherever they take a map stack, and the
 model's transform (``gains.models.transform``) takes one wherever it takes masks or GA maps.
 """
@@ -55,6 +57,29 @@ class CropStack:
 
     def __len__(self) -> int:
         return len(self.crops)
+
+    def __getitem__(self, index: np.ndarray | torch.Tensor | Sequence[int]) -> CropStack:
+        """The maps picked by ``index`` (int positions or a bool [N] mask), like ``stack[index]`` of a tensor."""
+        picked = np.arange(len(self))[np.asarray(index)]
+        return CropStack(self.height, self.width, self.boxes[picked].reshape(-1, 4),
+                         tuple(self.crops[j] for j in picked.tolist()), self.fills[picked], self.dtype)
+
+    def cropped(self, y0: int, x0: int, height: int, width: int) -> CropStack:
+        """Like ``stack[:, y0 : y0 + height, x0 : x0 + width]`` of the dense stack (the window inside the frame):
+        each crop cut to the window, as a view; a map whose crop misses the window is its fill everywhere."""
+        if not (0 <= y0 <= self.height - height and 0 <= x0 <= self.width - width and min(height, width) > 0):
+            raise ValueError(f"CropStack.cropped: window ({y0}, {x0}, {height}, {width}) outside the "
+                             f"{self.height} x {self.width} frame")
+        by, bx, bh, bw = self.boxes.T
+        top, left = np.maximum(by, y0), np.maximum(bx, x0)
+        bottom, right = np.minimum(by + bh, y0 + height), np.minimum(bx + bw, x0 + width)
+        inside = (bottom > top) & (right > left)
+        boxes = np.where(inside[:, None], np.stack([top - y0, left - x0, bottom - top, right - left], axis=1), 0)
+        crops = tuple(c[t - y : b - y, lf - x : r - x] if keep else np.zeros((0, 0), dtype=self.dtype)
+                      for c, y, x, t, lf, b, r, keep in zip(self.crops, by.tolist(), bx.tolist(), top.tolist(),
+                                                            left.tolist(), bottom.tolist(), right.tolist(),
+                                                            inside.tolist(), strict=True))
+        return CropStack(height, width, boxes.astype(np.int64).reshape(-1, 4), crops, self.fills, self.dtype)
 
     def flip(self, dims: Sequence[int]) -> CropStack:
         """Like ``torch.flip(stack, dims)`` with dims among -1 (columns) and -2 (rows)."""

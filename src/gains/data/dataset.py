@@ -7,14 +7,18 @@ one matches the annotations and parameters, else computed on the fly with GAMM a
 cache is never read). Without GAMM parameters the targets carry no ``ga_maps`` (a baseline trains
 without them; building all-ones stacks cost memory and time). Category ids map to contiguous
 labels 1..C in sorted id order (``category_to_label`` / ``label_to_category``). With ``crops=True``
-masks and GA maps stay ``CropStack``s, which the model's transform makes dense at its input size.
+masks and GA maps stay ``CropStack``s, which the model's transform makes dense at its input size. With a
+``patch`` sampler (``gains.data.patch``) each item is one window of its image at the network size; the image's
+whole-image targets (masks and GA maps as crops) and intensity statistics are then kept in memory per image
+(up to ``KEPT_IMAGES``), so a sample costs what its window holds, not what the image holds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,11 +31,14 @@ from gains.atomic import atomic_write
 from gains.core.coco import CocoAnnotations, load_coco, read_coco_image
 from gains.core.masks import segmentation_to_crop
 from gains.data.crops import CropStack, dense
+from gains.data.patch import PatchSampler
 from gains.errors import InputError
 from gains.gamm import GammParams, GammStore, image_maps
 from gains.gamm.prepare import prepare_image
 from gains.gamm.store import encode_image_maps, map_crop
 from gains.intensity import DEFAULT, Normalisation, Scaling
+
+KEPT_IMAGES = 512  # whole-image targets a patch-sampling dataset keeps in memory (the oldest go first)
 
 
 def image_to_tensor(pixels: np.ndarray, normalisation: Normalisation = DEFAULT,
@@ -61,17 +68,22 @@ class InstanceDataset(torch.utils.data.Dataset):
         normalisation: how pixels become the [0, 1] input (the model's ``input_norm``).
         crops: keep ``masks`` and ``ga_maps`` as ``CropStack``s (training: the model's transform makes them
             dense at its input size); False gives dense tensors.
+        patch: each item one window of its image at the network size (``gains.data.patch``; training with
+            ``data.crop_size``); None: whole images.
     """
 
     def __init__(self, annotations: str | Path, images: str | Path | None = None, gamm: GammParams | None = None,
                  ga_store: str | Path | None = None, cache_dir: str | Path | None = None, cache: bool = True,
                  transforms: Callable[..., tuple[torch.Tensor, dict[str, Any]]] | None = None,
-                 keep_empty: bool = True, normalisation: Normalisation = DEFAULT, crops: bool = False) -> None:
+                 keep_empty: bool = True, normalisation: Normalisation = DEFAULT, crops: bool = False,
+                 patch: PatchSampler | None = None) -> None:
         self.coco: CocoAnnotations = load_coco(annotations)
         self.images_dir = Path(images) if images is not None else self.coco.path.parent / "images"
         self.transforms = transforms
         self.normalisation = normalisation
         self.crops = crops
+        self.patch = patch
+        self._kept: dict[int, tuple[Scaling, dict[str, Any]]] = {}
         cats = sorted(self.coco.category_ids)
         self.category_to_label = {c: i + 1 for i, c in enumerate(cats)}
         self.label_to_category = {i + 1: c for i, c in enumerate(cats)}
@@ -136,11 +148,9 @@ class InstanceDataset(torch.utils.data.Dataset):
         """
         return read_coco_image(self.coco, self.images[index], self.images_dir)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    def _whole_target(self, index: int, height: int, width: int) -> dict[str, Any]:
+        """The target of a whole ``height`` x ``width`` image, masks and GA maps as ``CropStack``s."""
         image = self.images[index]
-        where = f"{self.coco.path}: image {image.id}"
-        pixels = self.pixels(index)
-        height, width = pixels.shape[:2]
         anns = self.coco.anns_by_image[image.id]
         masks = []
         boxes = np.zeros((len(anns), 4), dtype=np.float32)
@@ -166,10 +176,41 @@ class InstanceDataset(torch.utils.data.Dataset):
         }
         if self.gamm is not None:
             target["ga_maps"] = self._maps(index, anns, height, width)
+        return target
+
+    def _patch_item(self, index: int, pixels: np.ndarray) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One window of image ``index`` at the network size (``self.patch``); the image's scaling (fitted on the
+        whole image, as ``gains predict`` fits it before tiling) and whole-image target are kept per image."""
+        height, width = pixels.shape[:2]
+        if index not in self._kept:
+            if len(self._kept) >= KEPT_IMAGES:
+                del self._kept[next(iter(self._kept))]
+            with self._naming(index):
+                scaling = self.normalisation.fit(pixels)
+            self._kept[index] = scaling, self._whole_target(index, height, width)
+        scaling, whole = self._kept[index]
+        win = self.patch.window(height, width, whole["masks"].boxes)
+        rows, cols = win.slices
+        with self._naming(index):
+            tensor = image_to_tensor(pixels[rows, cols], self.normalisation, scaling)
+        return self.patch.cut(tensor, whole, win)
+
+    @contextmanager
+    def _naming(self, index: int) -> Iterator[None]:
+        """Turns a ValueError about image ``index``'s pixels into an InputError naming the file and image."""
         try:
-            tensor = image_to_tensor(pixels, self.normalisation)
+            yield
         except ValueError as exc:
-            raise InputError(f"{where}: {exc}") from exc
+            raise InputError(f"{self.coco.path}: image {self.images[index].id}: {exc}") from exc
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        pixels = self.pixels(index)
+        if self.patch is not None:
+            tensor, target = self._patch_item(index, pixels)
+        else:
+            target = self._whole_target(index, *pixels.shape[:2])
+            with self._naming(index):
+                tensor = image_to_tensor(pixels, self.normalisation)
         if self.transforms is not None:  # flips and turns move crops, not [N, H, W] stacks
             tensor, target = self.transforms(tensor, target)
         return tensor, target if self.crops else {k: dense(v) for k, v in target.items()}

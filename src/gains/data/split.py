@@ -42,9 +42,11 @@ def _numeric(name: str) -> int:
 
 
 def split_dataset(folder: str | Path, ratios: tuple[float, ...] = (6, 2, 2), seed: int = 0,
-                  preset: str | None = None) -> dict[str, Path]:
-    """Write train.json, val.json and test.json next to ``folder/annotations.json``; returns their paths."""
+                  preset: str | None = None, out: str | Path | None = None) -> dict[str, Path]:
+    """Write train.json, val.json and test.json next to ``folder/annotations.json`` (into ``out`` when given: the
+    files then name their images relative to ``folder/images``); returns their paths."""
     folder = Path(folder)
+    target = Path(out) if out is not None else folder
     ann = folder / "annotations.json"
     try:
         raw = ann.read_bytes()
@@ -76,7 +78,7 @@ def split_dataset(folder: str | Path, ratios: tuple[float, ...] = (6, 2, 2), see
     for name in ("train", "val", "test"):
         sub = _subset(doc, parts[name], sha, name)
         sub["info"].update({"seed": seed, "ratios": list(ratios)} if preset is None else {"preset": preset})
-        path = folder / f"{name}.json"
+        path = target / f"{name}.json"
         atomic_write(path, lambda fh, s=sub: fh.write(json.dumps(s).encode()))
         out[name] = path
     return out

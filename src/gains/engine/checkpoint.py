@@ -45,6 +45,17 @@ def save_checkpoint(path: str | Path, **parts: Any) -> None:
     atomic_write(path, lambda fh: fh.write(buf.getvalue()))
 
 
+def checkpoint_path(path: str | Path) -> Path:
+    """A checkpoint file, or the best (else last) checkpoint of a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise InputError(f"{path}: no best.pt or last.pt in this run folder")
+    return path
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,12 +25,14 @@ from gains.atomic import atomic_link, atomic_write
 from gains.config import PRECISION_NAMES, Config, config_changes, config_to_dict, dump_config, replace, saved_config
 from gains.core import parallel as dist
 from gains.data.dataset import InstanceDataset, collate
+from gains.data.patch import PatchSampler
 from gains.data.stats import training_scale
 from gains.data.transforms import Compose, PhotometricJitter, RandomFlip, RandomRot90
 from gains.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gains.engine.sampling import IterationBatchSampler, SeededItems
 from gains.engine.schedule import TimeBudget, build_optimizer, build_scheduler
 from gains.engine.step import NonFiniteLossError, resolve_amp, train_step
+from gains.engine.threads import apply_threads
 from gains.errors import InputError
 from gains.evaluation.evaluator import evaluate
 from gains.gamm import GammParams
@@ -43,7 +46,7 @@ log = logging.getLogger("gains.train")
 # scoring of the validation split, the test-time scale rule measured from the training set)
 RESUMABLE_CHANGES = frozenset({"train.max_iters", "train.max_minutes", "train.device", "train.amp",
                                "train.eval_period", "train.checkpoint_period", "train.log_period", "eval.score_thresh",
-                               "eval.max_dets", "model.test_scale", "model.object_size"})
+                               "eval.max_dets", "model.test_scale", "model.object_size", "train.threads"})
 # the files that make a folder a training run: another run there needs --resume or --overwrite
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
 
@@ -80,11 +83,24 @@ def with_test_scale(cfg: Config, train_json: Path) -> Config:
     return replace(cfg, model=replace(cfg.model, test_scale=round(scale, 4), object_size=round(size, 2)))
 
 
+def patch_sampler(cfg: Config, train_json: Path) -> PatchSampler | None:
+    """The window sampler of ``data.crop_size`` (None without it), at the scale predict will apply:
+    ``model.test_scale``, measured from the training set when unset (``with_test_scale``), jittered by the spread
+    of ``model.min_size_train``. The model's transform must then leave training images at their size
+    (``GainsTransform.train_resize``, set by ``fit``)."""
+    d = cfg.data
+    if d.crop_size is None:
+        return None
+    scale = with_test_scale(cfg, train_json).model.test_scale
+    return PatchSampler.of(d.crop_size, scale, cfg.model.min_size_train, d.crop_focus, d.crop_min_area)
+
+
 def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_dir: Path,
                         crops: bool = True) -> InstanceDataset:
     """The training set of ``cfg``: its augmentations and, for GAInS, GA maps. ``crops``: masks and GA maps as
     crops, which the model's transform makes dense at its input size (CPU training; ``gains.data.crops.dense``
-    where a dense stack is needed); False: dense stacks, built in the loader's workers (GPU training)."""
+    where a dense stack is needed); False: dense stacks, built in the loader's workers (GPU training). With
+    ``data.crop_size`` each item is a window at the network size (``patch_sampler``)."""
     d = cfg.data
     steps: list[Any] = []
     if d.hflip or d.vflip:
@@ -97,7 +113,8 @@ def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_
     dataset = InstanceDataset(train_json, images, gamm=gamm,
                               ga_store=cfg.gamm.store if gamm is not None else None,
                               cache_dir=run_dir / "ga_cache", transforms=Compose(steps) if steps else None,
-                              keep_empty=d.keep_empty, normalisation=Normalisation.of_model(cfg.model), crops=crops)
+                              keep_empty=d.keep_empty, normalisation=Normalisation.of_model(cfg.model), crops=crops,
+                              patch=patch_sampler(cfg, train_json))
     if not len(dataset):
         raise InputError(f"{train_json}: no images, nothing to train on" + ("" if d.keep_empty else
                          " (images without annotations are left out unless data.keep_empty=true)"))
@@ -144,7 +161,8 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     With ``train.max_minutes`` the run stops when its training time reaches the budget (or at
     ``max_iters``, whichever comes first) and its LR schedule runs on the elapsed fraction (``TimeBudget``;
     ``clock`` replaces its ``time.monotonic``). ``RUN_DIR/train_summary.json`` records the iterations
-    reached, the reason it stopped, the training seconds and the autocast mode used (``train.amp`` resolved).
+    reached, the reason it stopped, the training seconds, the autocast mode used (``train.amp`` resolved) and the
+    CPU threads (``train.threads`` resolved, ``gains.engine.threads``).
 
     ``run_dir`` is claimed by ``open_run`` (``resume`` / ``overwrite`` for a folder that holds a run). A run that
     fails before its first checkpoint in a folder it made removes that folder again (Ctrl-C keeps it).
@@ -156,6 +174,9 @@ def fit(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool =
     amp = resolve_amp(cfg.train.amp, device)  # a bad value fails here, before anything is written
     log.info("training on %s in %s (train.amp=%s)", device, PRECISION_NAMES[amp], cfg.train.amp)
     distributed = dist.init_distributed(device)
+    if device.type == "cpu":
+        threads, why = apply_threads(cfg.train.threads, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        log.info("training with %d CPU thread%s (%s)", threads, "s"[: threads != 1], why)
     held = open_run(run_dir, resume, overwrite) if dist.is_main() else None
     try:
         return _train(cfg, run_dir, resume, progress, clock, device, amp, distributed)
@@ -184,6 +205,11 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, clock: Call
     categories = [{"label": label, "id": cat, "name": train_set.category_names.get(cat, str(cat))}
                   for label, cat in sorted(train_set.label_to_category.items())]
     model = build_model(cfg.model, num_classes)
+    model.transform.train_resize = train_set.patch is None  # windows come at the network size
+    if train_set.patch is not None:
+        p = train_set.patch
+        log.info("patch training: %d px windows at scale %.3g (x%.3g-%.3g), %.0f%% centred on an instance",
+                 p.crop_size, p.scale, min(p.factors), max(p.factors), 100 * p.focus)
     load_weights(model, cfg.model.weights, cfg.model.backbone, cfg.model.weights_heads)
     model.to(device)
     optimizer = build_optimizer(model, cfg.train.lr, cfg.train.momentum, cfg.train.weight_decay,
@@ -299,8 +325,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, clock: Call
     summary["stop_reason"] = stop_reason
     summary["elapsed_s"] = budget.elapsed if budget is not None else None
     summary["amp"] = amp
+    summary["threads"] = torch.get_num_threads()
     if dist.is_main():
-        stopped = {k: summary[k] for k in ("iterations", "stop_reason", "elapsed_s", "amp")}
+        stopped = {k: summary[k] for k in ("iterations", "stop_reason", "elapsed_s", "amp", "threads")}
         stopped["max_minutes"], stopped["max_iters"] = cfg.train.max_minutes, cfg.train.max_iters
         atomic_write(run_dir / "train_summary.json", lambda fh: fh.write(json.dumps(stopped, indent=1).encode()))
     if distributed:

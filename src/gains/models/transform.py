@@ -31,7 +31,9 @@ class MapStack(Protocol):
 class GainsTransform(GeneralizedRCNNTransform):
     """Normalise, resize and batch images: short side drawn from ``train_sizes`` in training and
     ``test_size`` otherwise, long side at most ``max_size``; at test time with ``test_scale`` set, every
-    image is scaled by that factor instead, whatever its size."""
+    image is scaled by that factor instead, whatever its size. ``train_resize`` False: training images are taken
+    at the size they come in (patch training: the dataset already cut them at the network scale,
+    ``gains.data.patch``)."""
 
     def __init__(self, train_sizes: list[int], test_size: int, max_size: int, image_mean: list[float],
                  image_std: list[float], test_scale: float | None = None) -> None:
@@ -39,8 +41,11 @@ class GainsTransform(GeneralizedRCNNTransform):
         self.test_size = test_size
         self.test_scale = test_scale
         self.paste = True  # False: keep RoI-sized masks/GA maps (the predictor pastes them per instance)
+        self.train_resize = True
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
+        if self.training and not self.train_resize:
+            return h, w
         if not self.training and self.test_scale is not None:
             scale = float(self.test_scale)
         else:

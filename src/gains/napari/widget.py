@@ -37,6 +37,17 @@ def shipped_name(model: str) -> str:
     return model
 
 
+def report_failure(status: Label, progress: ProgressBar, exc: BaseException) -> None:
+    """Show a failure under a widget's bar: a user mistake (InputError) as one line; anything else also to napari
+    with its traceback."""
+    status.value = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+    progress.max, progress.value = 1, 0
+    if isinstance(exc, InputError):
+        show_error(status.value)
+    else:
+        notification_manager.receive_error(type(exc), exc, exc.__traceback__)
+
+
 class GainsWidget(Container):
     """Segment an image layer with a gains model (a shipped model name, a run folder or a ``.pt`` file).
 
@@ -147,13 +158,7 @@ class GainsWidget(Container):
             self.progress.max, self.progress.value = 1, 0
 
     def _failed(self, exc: BaseException) -> None:
-        """A user mistake (InputError) as one line; anything else also to napari with its traceback."""
-        self.status.value = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
-        self.progress.max, self.progress.value = 1, 0
-        if isinstance(exc, InputError):
-            show_error(self.status.value)
-        else:
-            notification_manager.receive_error(type(exc), exc, exc.__traceback__)
+        report_failure(self.status, self.progress, exc)
 
     def _on_finished(self) -> None:
         self.worker = None

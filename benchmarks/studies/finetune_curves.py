@@ -1,0 +1,161 @@
+"""Fine-tuning that pays? Held-out segm/AP and contact metrics of ``gains train DIR`` against training minutes and
+against the number of annotated images, from a shipped model and from scratch (issue 34, item 3).
+
+The data is ISBI2014 (overlapping cervical cells, 512 x 512, internal use only: the numbers are reported, no
+weights are kept), which neither shipped model saw: images 1-30 are the pool the training folders are cut from
+(the first N by file number) and images 31-45 the held-out test set (the ``isbi2014-30-15`` split). Each cell
+of the grid is one real ``gains train FOLDER --weights W --minutes M --out RUN`` (its own seeded validation
+split inside the folder, the recipe's CPU defaults, patch training) followed by ``gains eval RUN --data ISBI
+--split test``; a run whose metrics exist is not repeated, so the job resumes. The zero-minute point of a shipped
+model is the model itself, evaluated with the same command.
+
+    python -m benchmarks.studies.finetune_curves --minutes 2 5 --images 5 30 --weights nuclei none
+
+Writes ``benchmarks/results/finetune_curves.json`` and the figure ``docs/img/finetune_curves.png``. Time budgets
+are wall-clock: run it on a quiet machine and read ``load`` in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import RESULTS, ROOT
+
+SHARED = Path(os.environ.get("GAINS_SHARED", ROOT.parent / "shared"))
+WORK = Path(tempfile.gettempdir()) / "gains_finetune_curves"
+GAINS = str(Path(sys.executable).with_name("gains"))
+METRICS = ("segm/AP", "segm/AP50", "segm/AP75", "aji_gains", "contact_iou", "contact_recall50")
+
+
+def gains(*args: str) -> None:
+    """Run one ``gains`` command; stop the job with its output if it fails."""
+    done = subprocess.run([GAINS, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"gains {' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def prepare(work: Path) -> Path:
+    """The ISBI2014 dataset in canonical form with its 30/15 split (made once); returns its folder."""
+    data = work / "isbi2014"
+    if not (data / "test.json").is_file():
+        src = SHARED / "data" / "isbi2014"
+        gains("convert", "isbi2014", str(src / "train_images"), "--gt", str(src / "isbi_train_GT.mat"), "--out",
+              str(data))
+        gains("split", str(data), "--preset", "isbi2014-30-15")
+    return data
+
+
+def subset(data: Path, n: int, work: Path) -> Path:
+    """A canonical folder of the first ``n`` training images (by file number), made once."""
+    from gains.core.coco import load_coco
+    from gains.core.masks import segmentation_to_crop
+    from gains.data.canonical import Sample, write_dataset
+
+    out = work / f"train{n}"
+    if (out / "annotations.json").is_file():
+        return out
+    coco = load_coco(data / "train.json")
+    images = sorted(coco.images, key=lambda im: int(Path(im.file_name).stem))[:n]
+    samples = []
+    for im in images:
+        anns = coco.anns_by_image[im.id]
+        crops = [segmentation_to_crop(a["segmentation"], im.height, im.width) for a in anns]
+        samples.append(Sample(im.file_name, None, crops, [a["category_id"] for a in anns],
+                              source=data / "images" / im.file_name))
+    write_dataset(out, samples, coco.categories, info={"source": f"first {n} ISBI2014 training images"})
+    return out
+
+
+def evaluate(model: str, data: Path, out: Path) -> dict[str, float | None]:
+    """``gains eval MODEL --data DATA --split test``'s metrics (read back when they exist)."""
+    metrics = out / "METRICS.json"
+    if not metrics.is_file():
+        gains("eval", model, "--data", str(data), "--split", "test", "--out", str(out), "--quiet")
+    found = json.loads(metrics.read_text())
+    return {k: None if found.get(k) is None else float(found[k]) for k in METRICS}
+
+
+def cell(data: Path, work: Path, weights: str, n: int, minutes: float) -> dict[str, Any]:
+    """One run of the grid: train (unless done), evaluate; its settings, metrics and iterations."""
+    run = work / f"{weights}-n{n}-m{minutes:g}"
+    started = time.monotonic()
+    if not (run / "last.pt").is_file():
+        gains("train", str(subset(data, n, work)), "--weights", weights, "--minutes", str(minutes), "--out", str(run),
+              "--quiet")
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    iters = max((x.get("iter", 0) for x in lines if x.get("split") != "val"), default=0)
+    result = evaluate(str(run), data, run / "eval")
+    return {"weights": weights, "images": n, "minutes": minutes, "iterations": iters,
+            "wall_s": round(time.monotonic() - started, 1), **result}
+
+
+def figure(rows: list[dict[str, Any]], path: Path) -> None:
+    """segm/AP against minutes (all images) and against images (the longest budget), one line per start."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    most = max(r["images"] for r in rows)
+    longest = max(r["minutes"] for r in rows)
+    for weights in sorted({r["weights"] for r in rows}):
+        mine = [r for r in rows if r["weights"] == weights]
+        by_time = sorted((r["minutes"], r["segm/AP"]) for r in mine if r["images"] == most)
+        by_n = sorted((r["images"], r["segm/AP"]) for r in mine if r["minutes"] == longest)
+        left.plot(*zip(*by_time, strict=True), marker="o", label=f"from {weights}")
+        if len(by_n) > 1:
+            right.plot(*zip(*by_n, strict=True), marker="o", label=f"from {weights}")
+    left.set(xlabel="training minutes (2 CPU cores)", ylabel="held-out segm/AP", title=f"{most} training images")
+    right.set(xlabel="annotated training images", ylabel="held-out segm/AP", title=f"{longest:g} minutes")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Fine-tuning on ISBI2014 (held-out images 31-45) with gains train DIR")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--minutes", type=float, nargs="+", default=[2.0, 5.0])
+    p.add_argument("--images", type=int, nargs="+", default=[5, 30])
+    p.add_argument("--weights", nargs="+", default=["nuclei", "none"])
+    p.add_argument("--work", type=Path, default=WORK)
+    p.add_argument("--out", type=Path, default=RESULTS / "finetune_curves.json")
+    p.add_argument("--figure", type=Path, default=ROOT / "docs" / "img" / "finetune_curves.png")
+    args = p.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    data = prepare(args.work)
+    most, longest = max(args.images), max(args.minutes)
+    rows = []
+    for weights in args.weights:
+        if weights != "none":  # the starting model itself: the zero-minute point
+            rows.append({"weights": weights, "images": 0, "minutes": 0.0, "iterations": 0,
+                         **evaluate(weights, data, args.work / f"{weights}-zero")})
+        grid = [(most, m) for m in args.minutes] + [(n, longest) for n in args.images if n != most]
+        for n, minutes in grid:
+            rows.append(cell(data, args.work, weights, n, minutes))
+            print(json.dumps(rows[-1]), flush=True)
+    for r in rows:  # the zero point belongs to both curves
+        if r["images"] == 0:
+            r["images"] = most
+    summary = {"command": " ".join(["python -m benchmarks.studies.finetune_curves", *sys.argv[1:]]),
+               "load": os.getloadavg(), "cpus": os.cpu_count(), "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=1))
+    figure(rows, args.figure)
+    print(f"wrote {args.out} and {args.figure}")
+
+
+if __name__ == "__main__":
+    main()
