@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gains"
 # package -> modules it must never import
 ABOVE_CORE = ("gains.gamm", "gains.data", "gains.models", "gains.engine", "gains.evaluation", "gains.inference",
               "gains.formats", "gains.visualize", "gains.cli", "gains.report", "gains.napari", "gains.export",
-              "gains.demo", "gains.zoo")
+              "gains.demo", "gains.zoo", "gains.distributed")
 FORBIDDEN = {
     "core": ABOVE_CORE,
     "gamm": ("torch", "torchvision", "matplotlib", "gains.data", "gains.models", "gains.engine", "gains.evaluation",
@@ -24,17 +24,19 @@ FORBIDDEN = {
                    "gains.formats"),
     "formats": ("torch", "torchvision", "gains.models", "gains.engine", "gains.evaluation", "gains.inference",
                 "gains.cli", "gains.report", "gains.demo", "gains.napari"),  # visualize draws the overlay
-    "inference": ("gains.report", "gains.cli", "gains.demo", "gains.export"),
+    "inference": ("gains.report", "gains.cli", "gains.demo", "gains.export", "gains.distributed", "distributed",
+                  "dask"),
+    "distributed": ("gains.report", "gains.cli", "gains.demo", "gains.export", "gains.napari"),
     "export": ("gains.report", "gains.cli", "gains.demo", "gains.napari", "gains.visualize"),
 }
 LEAVES = {"errors.py": ("gains.",), "atomic.py": ("gains.",),
           "evaluation/metrics.py": ("torch", "gains."),
           "intensity.py": ("torch", "gains."), "zoo/__init__.py": ("gains.",),
           "core/images.py": ("torch", "gains."),
-          "core/planes.py": ("torch", "gains."),
+          "core/planes.py": ("torch", "gains."), "core/lazy.py": ("torch", "gains."),
           "core/masks.py": ("torch",), "core/coco.py": ("torch",), "core/checks.py": ("torch", "gains."),
           "presets/__init__.py": ("gains.",), "jsonfile.py": ("gains.",)}
-GROUND = ("gains.errors", "gains.jsonfile", "gains.core.planes")  # what even a leaf may import
+GROUND = ("gains.errors", "gains.jsonfile", "gains.core.planes", "gains.core.lazy")  # what even a leaf may import
 
 
 def imported_names(path: Path) -> set[str]:

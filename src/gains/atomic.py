@@ -1,4 +1,4 @@
-"""Atomic file writes: a temporary file in the target folder (``.NAME.XXXX.gains-tmp``), then a rename."""
+"""Atomic file writes: a temporary file (or folder) in the target folder (``.NAME.XXXX.gains-tmp``), then a rename."""
 
 from __future__ import annotations
 
@@ -48,6 +48,30 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``path`` (``.NAME.PID.gains-tmp``) for a writer of a folder of files (a Zarr
+    store); renamed to ``path`` when the block succeeds (an older ``path`` is replaced), removed on any error.
+    ``gains.outputs`` removes such a folder that a killed run left behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.{os.getpid()}.old{TMP_SUFFIX}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

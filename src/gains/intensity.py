@@ -29,6 +29,14 @@ DEFAULT_PERCENTILES = (1.0, 99.8)
 MAX_STAT_PIXELS = 1 << 22  # percentiles of larger images are taken on a regular subsample of about this size
 
 
+def stat_step(height: int, width: int) -> int:
+    """Row and column step of the regular subsample ``Normalisation.fit`` takes its percentiles on: 1 up to
+    ``MAX_STAT_PIXELS`` pixels, else the smallest step that brings the image down to about that many."""
+    if height * width <= MAX_STAT_PIXELS:
+        return 1
+    return int(np.ceil(np.sqrt(height * width / MAX_STAT_PIXELS)))
+
+
 @dataclass(frozen=True)
 class Scaling:
     """Per-channel ``lo``/``hi`` (float64 [C]) of one image; ``clip`` whether results are clipped to [0, 1]."""
@@ -101,21 +109,24 @@ class Normalisation:
             return f"fixed range {self.value_range[0]:g}-{self.value_range[1]:g}"
         return "dtype (integers / dtype maximum, floats clipped to [0, 1])"
 
-    def fit(self, pixels: np.ndarray) -> Scaling:
-        """The per-channel scaling of an (H, W) or (H, W, C) image.
+    def fit(self, pixels: np.ndarray | object) -> Scaling:
+        """The per-channel scaling of an (H, W) or (H, W, C) image: an np.ndarray, or a lazy plane (any object
+        with ``shape`` and numpy-style slicing, e.g. ``gains.core.lazy.LazyPlane``) of which only the regular
+        subsample the statistics use (``stat_step``) is read. Both give the same scaling for the same pixels;
+        non-finite pixels are looked for in the whole of an array, in the subsample of a lazy plane.
 
         Raises:
             ValueError: non-finite pixels, or an image that is not 2-D/3-D.
         """
+        step = stat_step(*pixels.shape[:2])
+        if isinstance(pixels, np.ndarray):
+            self._check(pixels)
+        else:
+            pixels = self._check(pixels[::step, ::step])
+            step = 1
         img = select_channels(pixels)
         if img.dtype.kind == "b":
             img = img.astype(np.uint8)
-        if img.dtype.kind not in "uif":
-            raise ValueError(f"unsupported pixel type {img.dtype}")
-        if img.dtype.kind == "f":
-            bad = np.count_nonzero(~np.isfinite(img))
-            if bad:
-                raise ValueError(f"{bad} non-finite pixel value(s) (NaN or inf); fix or mask them first")
         channels = img.shape[-1]
         if self.mode == "dtype":
             if img.dtype.kind in "ui":
@@ -124,17 +135,29 @@ class Normalisation:
         if self.mode == "fixed":
             vmin, vmax = self.value_range
             return Scaling(np.full(channels, float(vmin)), np.full(channels, float(vmax)), clip=True)
-        sample = img.reshape(-1, channels)
-        if sample.shape[0] > MAX_STAT_PIXELS:
-            h, w = img.shape[:2]
-            step = int(np.ceil(np.sqrt(h * w / MAX_STAT_PIXELS)))
-            sample = img[::step, ::step].reshape(-1, channels)
+        sample = img[::step, ::step].reshape(-1, channels)
         lo, hi = np.percentile(sample, self.percentiles, axis=0).astype(np.float64)
         flat = hi <= lo
         if np.any(flat):
             lo = np.where(flat, sample.min(axis=0), lo).astype(np.float64)
             hi = np.where(flat, sample.max(axis=0), hi).astype(np.float64)
         return Scaling(lo, hi, clip=True)
+
+    @staticmethod
+    def _check(pixels: np.ndarray) -> np.ndarray:
+        """``pixels`` if their type can be normalised and every value is finite.
+
+        Raises:
+            ValueError: another pixel type, or non-finite values (counted).
+        """
+        img = select_channels(pixels)
+        if img.dtype.kind not in "buif":
+            raise ValueError(f"unsupported pixel type {img.dtype}")
+        if img.dtype.kind == "f":
+            bad = np.count_nonzero(~np.isfinite(img))
+            if bad:
+                raise ValueError(f"{bad} non-finite pixel value(s) (NaN or inf); fix or mask them first")
+        return pixels
 
     def apply(self, pixels: np.ndarray, scaling: Scaling) -> np.ndarray:
         """Float32 (H, W, 3) of an image (or a crop of the image ``scaling`` was fitted on)."""

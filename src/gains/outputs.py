@@ -9,7 +9,7 @@ staging folders, training runs, predictions, the demo):
 * ``--out`` must not be, contain or lie inside one of the command's inputs;
 * a writer holds ``.gains-lock`` (``fcntl.flock``, released when the process dies), so a second writer of the
   same folder fails in one line instead of mixing its files in;
-* temporary files of ours (``.NAME.*.gains-tmp``, see ``gains.atomic``) left by a killed run are removed by
+* temporary files and folders of ours (``.NAME.*.gains-tmp``, see ``gains.atomic``) left by a killed run are removed by
   the next run that claims the folder.
 """
 
@@ -126,13 +126,17 @@ def clear(folder: Path) -> None:
 
 
 def remove_orphans(folder: Path) -> int:
-    """Remove the temporary files of ours (see ``gains.atomic``) under ``folder``; returns how many.
+    """Remove the temporary files and folders of ours (see ``gains.atomic``) under ``folder``; returns how many.
 
     Call it only on a folder of ours that this process holds locked: another writer's live temporary files
     would go too.
     """
     removed = 0
-    for root, _, files in os.walk(folder):
+    for root, dirs, files in os.walk(folder):
+        for name in [d for d in dirs if _ORPHAN.match(d)]:
+            shutil.rmtree(Path(root, name), ignore_errors=True)
+            dirs.remove(name)
+            removed += 1
         for name in files:
             if _ORPHAN.match(name):
                 Path(root, name).unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from tests.conftest import ROOT, disc_polygon, write_coco
 
 BASE_SRC = Path(os.environ.get("GAINS_BASE33_SRC", "/tmp/base33/src"))
 PREDICT = ["--score-thresh", "0.0", "--device", "cpu", "--quiet", "--tile", "64", "--overlap", "16"]
-NEWER = ("csv",)  # formats added after the registry: the code before it has none to compare
+NEWER = ("csv", "omezarr")  # formats added after the registry: the code before it has none to compare
 
 
 def older(command: str) -> list[str]:
@@ -58,7 +58,7 @@ def gains(src: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_commands_offer_todays_formats() -> None:
-    assert names("predict") == ["coco", "labels", "overlay", "ga", "imagej", "geojson", "csv"]
+    assert names("predict") == ["coco", "labels", "overlay", "ga", "imagej", "geojson", "csv", "omezarr"]
     assert names("export") == ["labels", "masks", "imagej", "geojson", "csv"]
     for module in FORMATS.values():
         assert callable(module.write) and module.HELP and set(module.COMMANDS) <= {"predict", "export"}

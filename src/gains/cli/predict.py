@@ -35,6 +35,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", type=device, default="auto")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--resume", action="store_true", help="skip the images an earlier run into --out finished with "
+                   "the same model, options and input files (a killed run goes on where it stopped)")
+    p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
+                   help="run images and tiles as Dask tasks: on a local cluster sized for this machine (no "
+                   "ADDRESS), or on the scheduler at ADDRESS (e.g. tcp://host:8786); needs gains-seg[dask]")
+    p.add_argument("--dask-workers", type=checked(int, lambda v: v >= 1, "an integer >= 1"), metavar="N",
+                   help="worker processes of the local Dask cluster (default: one per core, memory permitting)")
     add_plane_options(p)
     p.set_defaults(func=run)
 
@@ -97,14 +104,23 @@ def predict_options(args: argparse.Namespace, score_thresh: float | None = None)
 
 def run(args: argparse.Namespace) -> int:
     """Predict every image and write the formats asked for; under torchrun rank 0 reports for all."""
-    from gains.inference.predict_run import predict_files
-
     options = predict_options(args, args.score_thresh)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    summary = predict_files(args.checkpoint, args.inputs, args.out, formats, options, progress=not args.quiet,
-                            choice=plane_choice(args))
+    common = {"progress": not args.quiet, "choice": plane_choice(args), "resume": args.resume}
+    if args.dask is not None:
+        from gains.distributed.run import predict_files_dask
+
+        summary = predict_files_dask(args.checkpoint, args.inputs, args.out, formats, options, **common,
+                                     scheduler=args.dask, workers=args.dask_workers)
+    elif args.dask_workers is not None:
+        raise InputError("--dask-workers sizes the local cluster of --dask; add --dask")
+    else:
+        from gains.inference.predict_run import predict_files
+
+        summary = predict_files(args.checkpoint, args.inputs, args.out, formats, options, **common)
     if summary["main"]:  # under torchrun, rank 0 reports for all
         print(summary["scale_note"])
-        print(f"{summary['instances']} instances in {summary['images']} images -> {summary['out']} "
+        resumed = f", {summary['resumed']} of them done by an earlier run" if summary["resumed"] else ""
+        print(f"{summary['instances']} instances in {summary['images']} images{resumed} -> {summary['out']} "
               f"(peak memory {summary['peak_mib']:.0f} MiB)")
     return 0

@@ -80,6 +80,29 @@ class Instance:
         return self.mask.x0, self.mask.y0, self.mask.x1, self.mask.y1
 
 
+def _nearest(start: int, length: int, factor: float, limit: int) -> tuple[int, np.ndarray]:
+    """Of pixels ``start .. start + length`` on a grid ``factor`` times coarser: the first pixel of the fine grid
+    they cover (below ``limit``) and, per fine pixel from there, the coarse index (0-based in the run) it takes."""
+    first, last = int(np.floor(start * factor)), min(int(np.ceil((start + length) * factor)), limit)
+    index = np.clip((np.arange(first, last) + 0.5) / factor, start, start + length - 1e-9).astype(np.int64) - start
+    return first, index
+
+
+def upscale(instance: Instance, factor: float, height: int, width: int) -> Instance | None:
+    """``instance`` found on an image ``factor`` times smaller (a pyramid level), on the (height, width) image:
+    mask and GA map resampled to the nearest level pixel at each image pixel's centre; None if nothing is left."""
+    m = instance.mask
+    y0, rows = _nearest(m.y0, m.mask.shape[0], factor, height)
+    x0, cols = _nearest(m.x0, m.mask.shape[1], factor, width)
+    crop = tight_crop(m.mask[np.ix_(rows, cols)], y0, x0)
+    if crop is None:
+        return None
+    ga = None
+    if instance.ga is not None:
+        ga = instance.ga[np.ix_(rows, cols)][crop.y0 - y0 : crop.y1 - y0, crop.x0 - x0 : crop.x1 - x0]
+    return Instance(instance.category_id, instance.score, crop, None if ga is None else np.ascontiguousarray(ga))
+
+
 def tight_crop(mask: np.ndarray, y0: int = 0, x0: int = 0) -> MaskCrop | None:
     """Shrink a bool mask (placed at ``y0, x0``) to its bounding box; None when it is empty."""
     rows = np.flatnonzero(mask.any(axis=1))

@@ -24,7 +24,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from gains.errors import InputError
-from gains.formats import coco, ga, geojson, imagej, labels, masks, measurements, overlay
+from gains.formats import coco, ga, geojson, imagej, labels, masks, measurements, omezarr, overlay
 
 FORMATS: dict[str, ModuleType] = {
     "coco": coco,
@@ -35,6 +35,7 @@ FORMATS: dict[str, ModuleType] = {
     "imagej": imagej,
     "geojson": geojson,
     "csv": measurements,
+    "omezarr": omezarr,
 }
 
 

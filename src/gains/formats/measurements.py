@@ -40,7 +40,7 @@ from skimage.measure import regionprops
 from gains.atomic import atomic_write
 from gains.core.masks import Instance, MaskCrop, mask_overlap
 from gains.formats.records import category_table
-from gains.formats.result import ImageResult
+from gains.formats.result import ImageResult, Pixels
 
 COMMANDS = ("predict", "export")
 HELP = "per-object measurements <stem>_objects.csv + summary.csv"
@@ -48,6 +48,7 @@ SHAPE = ("area", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1", "b
          "eccentricity", "solidity", "major_axis_length", "minor_axis_length", "orientation")
 Table = dict[str, Any]  # column name -> numpy array (numbers) or list[str] (text), one entry per instance
 Part = dict[str, Any]  # one image's summary row before its category columns are named
+READ_BLOCK = 1024  # pixels are read for the crops whose corner lies in one block of this side at a time
 
 
 def candidate_pairs(boxes: np.ndarray, gap: int = 0) -> np.ndarray:
@@ -74,25 +75,37 @@ def candidate_pairs(boxes: np.ndarray, gap: int = 0) -> np.ndarray:
     return np.column_stack((np.minimum(a, b), np.maximum(a, b)))
 
 
+def crop_boxes(crops: Sequence[MaskCrop]) -> np.ndarray:
+    """int64 (N, 4) ``y0, x0, y1, x1`` (half-open) of mask crops."""
+    return np.array([(c.y0, c.x0, c.y1, c.x1) for c in crops], dtype=np.int64).reshape(-1, 4)
+
+
+def overlapping_pairs(crops: Sequence[MaskCrop]) -> list[tuple[int, int]]:
+    """Index pairs ``i < j`` of masks sharing at least one pixel, sorted: boxes swept (``candidate_pairs``), then
+    the pixels of each candidate pair's common box tested."""
+    pairs = candidate_pairs(crop_boxes(crops)).tolist()
+    return sorted((i, j) for i, j in pairs if mask_overlap(crops[i], crops[j]) is not None)
+
+
 def contacts(crops: Sequence[MaskCrop]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Overlapping and touching pairs of instance masks (module docstring), as index pairs ``i < j``.
 
     Returns:
         (overlapping, touching): sorted lists; a pair is in at most one of them.
     """
-    boxes = np.array([(c.y0, c.x0, c.y1, c.x1) for c in crops], dtype=np.int64).reshape(-1, 4)
+    overlapping = overlapping_pairs(crops)
+    shared = set(overlapping)
     grown: dict[int, MaskCrop] = {}
-    overlapping, touching = [], []
-    for i, j in candidate_pairs(boxes, gap=1).tolist():
-        if mask_overlap(crops[i], crops[j]) is not None:
-            overlapping.append((i, j))
+    touching = []
+    for i, j in candidate_pairs(crop_boxes(crops), gap=1).tolist():
+        if (i, j) in shared:
             continue
         if i not in grown:
             c = crops[i]
             grown[i] = MaskCrop(c.y0 - 1, c.x0 - 1, binary_dilation(np.pad(c.mask, 1), np.ones((3, 3), bool)))
         if mask_overlap(grown[i], crops[j]) is not None:
             touching.append((i, j))
-    return sorted(overlapping), sorted(touching)
+    return overlapping, sorted(touching)
 
 
 def _neighbours(pairs: list[tuple[int, int]], ids: Sequence[int]) -> list[str]:
@@ -104,10 +117,9 @@ def _neighbours(pairs: list[tuple[int, int]], ids: Sequence[int]) -> list[str]:
     return [";".join(str(p) for p in sorted(found)) for found in partners]
 
 
-def _shape_row(crop: MaskCrop, pixels: np.ndarray | None) -> tuple[list[float], np.ndarray, np.ndarray]:
+def _shape_row(crop: MaskCrop, window: np.ndarray | None) -> tuple[list[float], np.ndarray, np.ndarray]:
     """regionprops of one crop: the ``SHAPE`` values in image pixels, and per-channel mean and max intensity
-    (empty without pixels)."""
-    window = None if pixels is None else pixels[crop.y0 : crop.y1, crop.x0 : crop.x1]
+    of ``window`` (the pixels under the crop's box; empty without it)."""
     (r,) = regionprops(crop.mask.astype(np.uint8), intensity_image=window)
     cy, cx = r.centroid
     by0, bx0, by1, bx1 = r.bbox
@@ -119,15 +131,34 @@ def _shape_row(crop: MaskCrop, pixels: np.ndarray | None) -> tuple[list[float], 
     return shape, np.atleast_1d(r.intensity_mean), np.atleast_1d(r.intensity_max)
 
 
+def _shape_rows(crops: Sequence[MaskCrop], pixels: Pixels | None) -> list[tuple[list[float], np.ndarray, np.ndarray]]:
+    """``_shape_row`` of every crop, in order. The pixels are read a region at a time: the box of the crops whose
+    corner falls in one ``READ_BLOCK`` x ``READ_BLOCK`` block, so a lazy image is read about once, never whole."""
+    if pixels is None:
+        return [_shape_row(c, None) for c in crops]
+    rows: list[tuple[list[float], np.ndarray, np.ndarray]] = [([], np.empty(0), np.empty(0))] * len(crops)
+    blocks: dict[tuple[int, int], list[int]] = {}
+    for k, c in enumerate(crops):
+        blocks.setdefault((c.y0 // READ_BLOCK, c.x0 // READ_BLOCK), []).append(k)
+    for members in blocks.values():
+        y0, x0 = min(crops[k].y0 for k in members), min(crops[k].x0 for k in members)
+        region = np.asarray(pixels[y0 : max(crops[k].y1 for k in members), x0 : max(crops[k].x1 for k in members)])
+        for k in members:
+            c = crops[k]
+            rows[k] = _shape_row(c, region[c.y0 - y0 : c.y1 - y0, c.x0 - x0 : c.x1 - x0])
+    return rows
+
+
 def measure(instances: Sequence[Instance], categories: Sequence[dict[str, Any]], ids: Sequence[int] | None = None,
-            pixels: np.ndarray | None = None, scored: bool = True) -> Table:
+            pixels: Pixels | None = None, scored: bool = True) -> Table:
     """The measurement table of one image's instances (module docstring), without ``image`` and ``plane``.
 
     Args:
         instances: the image's instances; masks are tight crops in image pixels.
         categories: COCO categories ``[{id, name}, ...]``; an id missing from them is named ``category<id>``.
         ids: each instance's number; default 1, 2, ... in order.
-        pixels: the raw image, (H, W) or (H, W, C), for the intensity columns; None: no intensity columns.
+        pixels: the raw image, (H, W) or (H, W, C), for the intensity columns; None: no intensity columns. An
+            array or a lazy plane (``gains.formats.result.Pixels``): only each crop's window is read.
         scored: a ``score`` column (predictions); False for ground truth.
 
     Raises:
@@ -149,7 +180,7 @@ def measure(instances: Sequence[Instance], categories: Sequence[dict[str, Any]],
     }
     if scored:
         table["score"] = np.array([float(i.score) for i in instances], dtype=np.float64)
-    rows = [_shape_row(i.mask, pixels) for i in instances]
+    rows = _shape_rows([i.mask for i in instances], pixels)
     shape = np.array([s for s, _, _ in rows], dtype=np.float64).reshape(-1, len(SHAPE))
     for k, column in enumerate(SHAPE):
         integer = column == "area" or column.startswith("bbox_")

@@ -1,9 +1,12 @@
 """``<stem>_overlay.png``: the image with every instance outlined in its own colour, for a quick look.
 
 Images larger than ``OVERLAY_MAX_SIDE`` pixels are downscaled (every ``step``-th row and column) and the
-instances with them. The image is shown as the model saw it (its normalisation, statistics of the whole image),
-else stretched from its minimum to its maximum. Instances stay crops and the image is converted a band of rows
-at a time: memory is about 3 bytes a (downscaled) pixel, whatever the number of instances.
+instances with them. Only those rows and columns are read (``pixels[::step, ::step]``), so the pixels may be a
+lazy plane or a zarr array of a whole slide that never enters memory. The image is shown as the model saw it (its
+normalisation, with the statistics the model used: ``Normalisation.fit``, which reads a lazy plane's regular
+subsample only), else stretched from its minimum to its maximum.
+Instances stay crops and the image is converted a band of rows at a time: memory is about 3 bytes a (downscaled)
+pixel plus the downscaled image, whatever the number of instances or the image's full size.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 
 from gains.atomic import atomic_write
 from gains.core.masks import Instance, MaskCrop, tight_crop
-from gains.formats.result import ImageResult
+from gains.formats.result import ImageResult, Pixels
 from gains.intensity import UNIT, Normalisation, to_display
 
 COMMANDS = ("predict",)
@@ -34,7 +37,7 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _downsampled(crop: MaskCrop, step: int) -> MaskCrop | None:
+def downsampled(crop: MaskCrop, step: int) -> MaskCrop | None:
     """The crop's pixels on the grid of every ``step``-th image row and column, as a tight crop in the grid's
     coordinates; None when no grid point falls on the instance. Never larger than the crop."""
     if step == 1:
@@ -44,9 +47,10 @@ def _downsampled(crop: MaskCrop, step: int) -> MaskCrop | None:
     return tight_crop(sub, r0, c0)
 
 
-def _display(small: np.ndarray, pixels: np.ndarray, normalisation: Normalisation | None) -> np.ndarray:
+def _display(small: np.ndarray, pixels: np.ndarray | Pixels, normalisation: Normalisation | None) -> np.ndarray:
     """(h, w, 3) uint8 of ``small`` (``pixels`` downscaled) as ``to_display`` shows it: scaled by
-    ``normalisation`` fitted on the whole ``pixels`` (a band of rows at a time), else stretched min to max."""
+    ``normalisation`` fitted on ``pixels`` as the model's was (a band of rows at a time), else stretched min to
+    max."""
     if normalisation is None:
         return _bytes(to_display(small))
     scaling = normalisation.fit(pixels)
@@ -62,14 +66,15 @@ def _bytes(rgb: np.ndarray) -> np.ndarray:
     return np.round(rgb, out=rgb).astype(np.uint8)
 
 
-def render(pixels: np.ndarray, instances: Sequence[Instance], normalisation: Normalisation | None = None) -> bytes:
-    """The overlay PNG of ``pixels`` ((H, W) or (H, W, C)) and its ``instances`` (see the module docstring)."""
+def render(pixels: Pixels, instances: Sequence[Instance], normalisation: Normalisation | None = None) -> bytes:
+    """The overlay PNG of ``pixels`` ((H, W) or (H, W, C): an array, or a lazy plane read only at the
+    downscaled grid) and its ``instances`` (see the module docstring)."""
     from gains.visualize import paint_outlines
 
     h, w = pixels.shape[:2]
     step = max(1, int(np.ceil(max(h, w) / OVERLAY_MAX_SIDE)))
-    small = pixels[::step, ::step]
-    rgb = paint_outlines(_display(small, pixels, normalisation), [_downsampled(i.mask, step) for i in instances])
+    small = np.asarray(pixels[::step, ::step])
+    rgb = paint_outlines(_display(small, pixels, normalisation), [downsampled(i.mask, step) for i in instances])
     return png_bytes(rgb)
 
 

@@ -11,13 +11,30 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from gains.core.masks import Instance
 from gains.formats.records import Record, records_from_instances
 from gains.intensity import Normalisation
+
+
+class Pixels(Protocol):
+    """An image's pixels, (H, W) or (H, W, C), read on demand: an ``np.ndarray``, a zarr array opened read-only or
+    a lazy plane of a large file. Numpy-style 2-D slicing (``p[y0:y1, x0:x1]``, ``p[::s, ::s]``) returns an
+    ``np.ndarray``; writers read only the windows they need through it."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    @property
+    def ndim(self) -> int: ...
+
+    def __getitem__(self, key: Any) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -34,7 +51,8 @@ class ImageResult:
         plane: the label of the plane of a multi-plane file it is (e.g. ``z3_t0``), "" for a 2-D image; names only.
         z, t: the plane's 0-based Z and T indices in ``file``; None where the file has no such axis (length-1 axes
             dropped, as ``gains.core.images`` reads files). ImageJ ROIs and QuPath GeoJSON put objects on it.
-        pixels: the image, (H, W) or (H, W, C), where a format draws it (overlay), else None.
+        pixels: the image, (H, W) or (H, W, C), where a format draws or measures it (overlay, csv), else None:
+            an array or a lazy :class:`Pixels` (whole slides), read a window at a time.
         normalisation: the model's intensity normalisation (the overlay shows the image with it); None: the
             image stretched from its minimum to its maximum.
         ids: instance numbers, one per instance; None: 1, 2, ... in order (a prediction's value in its label
@@ -52,7 +70,7 @@ class ImageResult:
     plane: str = ""
     z: int | None = None
     t: int | None = None
-    pixels: np.ndarray | None = None
+    pixels: np.ndarray | Pixels | None = None
     normalisation: Normalisation | None = None
     ids: Sequence[int] | None = None
     truth: bool = False

@@ -6,7 +6,7 @@ import logging
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,24 +16,27 @@ import numpy as np
 from gains import formats as registry
 from gains import outputs
 from gains.core import parallel as dist
-from gains.core.images import IMAGE_SUFFIXES, check_input, check_inputs, read_planes
+from gains.core.images import check_input, check_inputs, is_image_path, read_planes
+from gains.core.masks import Instance
 from gains.core.planes import PlaneChoice, label_plane
 from gains.errors import InputError
 from gains.formats.result import ImageResult
+from gains.inference.loading import checkpoint_stamp
 from gains.inference.predictor import PredictOptions, Predictor
-from gains.intensity import Normalisation
+from gains.inference.records import Records, settings_key, write_index
 from gains.sysinfo import peak_rss_mib
 
 log = logging.getLogger("gains.predict")
 
 
 def input_files(inputs: list[str | Path]) -> list[Path]:
-    """Image files named directly or found (not recursively) in named folders, in sorted order."""
+    """Images named directly or found (not recursively) in named folders, in sorted order: files, and Zarr
+    folders (OME-Zarr or a plain array), which are images themselves, never searched."""
     files: list[Path] = []
     for item in map(Path, inputs):
-        if item.is_dir():
-            files += sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        elif item.is_file():
+        if item.is_dir() and not is_image_path(item):
+            files += sorted(p for p in item.iterdir() if is_image_path(p))
+        elif item.exists():
             files.append(item)
         else:
             raise InputError(f"{item}: no such file or folder")
@@ -56,59 +59,126 @@ def share(n_images: int, rank: int, world: int) -> list[int]:
     return list(range(rank, n_images, world))
 
 
-def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, formats: list[str],
-                  options: PredictOptions | None = None, progress: bool = True, choice: PlaneChoice | None = None
-                  ) -> dict[str, Any]:
-    """Predict every input (the planes and channels ``choice`` picks, see ``gains.core.images``); returns a summary
-    (images = planes predicted, instances, peak memory in MiB of the largest process, the scale used, and
-    ``main``: whether this process is the one that reports).
+@dataclass
+class Job:
+    """One ``gains predict`` run, planned before the model loads.
 
-    ``options``: how the checkpoint predicts (``Predictor.from_checkpoint``; default ``PredictOptions()``). Under
-    ``torchrun``
-    (WORLD_SIZE > 1) each process predicts its ``share`` of the images and writes their files; rank 0 gathers
-    the records and writes ``results.json`` and ``images.json`` exactly as one process would. Every process must
-    see the same output folder (a shared file system when the processes run on several machines).
+    Attributes:
+        out: the output folder.
+        images: (file, plane label) of every image (plane) of the run; image k has id k + 1.
+        formats: the formats' names (``gains.formats``), in the order asked: ``writers`` are their modules.
+        choice: the planes and channels read (``gains.core.planes``).
+        records: the folder's records (``gains.inference.records``); resume: reuse those that match.
+    """
+
+    out: Path
+    images: list[tuple[Path, str]]
+    formats: tuple[str, ...]
+    choice: PlaneChoice
+    records: Records
+    resume: bool = False
+
+    @property
+    def writers(self) -> dict[str, ModuleType]:
+        """Name -> module of the run's formats (names travel to Dask workers; modules are looked up there)."""
+        return registry.select(list(self.formats), "predict")
+
+    def stem(self, k: int) -> str:
+        """Output name stem of image k (0-based)."""
+        return _stem(*self.images[k])
+
+    def plane_choice(self, k: int) -> PlaneChoice:
+        """The run's choice narrowed to image k's own plane (its Z and T indices), to read that plane alone."""
+        plane = label_plane(self.images[k][1])
+        return replace(self.choice, z=self.choice.z if plane.z is None else plane.z,
+                       t=self.choice.t if plane.t is None else plane.t)
+
+    def done(self, k: int) -> dict[str, Any] | None:
+        """Image k's record from an earlier run when resuming and it still holds, else None."""
+        if not self.resume:
+            return None
+        file, label = self.images[k]
+        return self.records.done(self.stem(k), file, label, k + 1)
+
+
+def plan(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, formats: list[str],
+         options: PredictOptions, choice: PlaneChoice, resume: bool = False) -> Job:
+    """Check the inputs (headers only), the formats and the output folder's place, before any model is loaded.
+
+    Raises:
+        InputError: an unknown format, a missing or unusable input, two images with the same output name, or an
+            output folder inside the inputs.
+    """
+    for module in registry.select(formats, "predict").values():
+        if hasattr(module, "require"):  # a format's optional library, refused before anything is read
+            module.require()
+    files = input_files(inputs)
+    outputs.check_apart(out, inputs)
+    images = check_inputs(files, choice, lazy=None)
+    stems = [_stem(f, label) for f, label in images]
+    clash = next((stem for stem, n in Counter(stems).items() if n > 1), None)  # every header read before the model
+    if clash is not None:
+        raise InputError(f"{clash}: two inputs (or planes) give the same output name; rename one")
+    key = settings_key(checkpoint, checkpoint_stamp(checkpoint), options, choice, formats)
+    return Job(Path(out), images, tuple(dict.fromkeys(formats)), choice, Records(Path(out), key), resume)
+
+
+def load_predictor(job: Job, checkpoint: str | Path, options: PredictOptions) -> Predictor:
+    """The run's predictor, once the inputs are known to fit its scale (the limit on decoded pixels holds after
+    an upscale too).
+
+    Raises:
+        InputError: a checkpoint ``Predictor.from_checkpoint`` refuses, or an input too large at the model's scale.
+    """
+    predictor = Predictor.from_checkpoint(checkpoint, options)
+    scaled = replace(job.choice, scale=predictor.scale or 1.0)
+    for file in dict.fromkeys(f for f, _ in job.images):
+        check_input(file, scaled, lazy=None)
+    return predictor
+
+
+def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, formats: list[str],
+                  options: PredictOptions | None = None, progress: bool = True, choice: PlaneChoice | None = None,
+                  resume: bool = False) -> dict[str, Any]:
+    """Predict every input (the planes and channels ``choice`` picks, see ``gains.core.images``); returns a summary
+    (images = planes of the run, instances, ``resumed``: images taken from an earlier run's records, peak memory
+    in MiB of the largest process, the scale used, and ``main``: whether this process is the one that reports).
+
+    ``options``: how the checkpoint predicts (``Predictor.from_checkpoint``; default ``PredictOptions()``).
+    ``resume``: skip the images an earlier run into ``out`` finished with the same settings
+    (``gains.inference.records``). Under ``torchrun`` (WORLD_SIZE > 1) each process predicts its ``share`` of the
+    images and writes their files; rank 0 gathers the records and writes the whole-run files (``results.json``,
+    ``images.json``, ``index.json``) exactly as one process would. Every process must see the same output folder
+    (a shared file system when the processes run on several machines).
 
     Raises:
         InputError: bad inputs or checkpoint, on every process alike; an output folder this call created is
             removed again.
     """
-    writers = registry.select(formats, "predict")
-    files = input_files(inputs)
-    outputs.check_apart(out, inputs)
-    choice = choice or PlaneChoice()
-    images = check_inputs(files, choice)  # image k has id k + 1
-    stems = [_stem(f, label) for f, label in images]
-    clash = next((stem for stem, n in Counter(stems).items() if n > 1), None)  # every header read before the model
-    if clash is not None:
-        raise InputError(f"{clash}: two inputs (or planes) give the same output name; rename one")
     options = options or PredictOptions()
+    job = plan(checkpoint, inputs, out, formats, options, choice or PlaneChoice(), resume)
     torch_device = dist.resolve_device(options.device)
     joined = dist.world_size() == 1 and dist.init_distributed(torch_device)  # leave a caller's group alone
     main = dist.is_main()
     try:
         failure = None
         try:
-            predictor = Predictor.from_checkpoint(checkpoint, options)
-            norm, categories, scale = predictor.normalisation, predictor.categories, predictor.scale
-            scaled = replace(choice, scale=scale or 1.0)
-            for file in files:  # the limit on decoded pixels holds after an upscale too
-                check_input(file, scaled)
+            predictor = load_predictor(job, checkpoint, options)
         except Exception as exc:  # e.g. out of memory on one GPU: every process stops before the folder is made
             failure = (-1, exc)
         _agree(failure)
         world = dist.world_size()
         if world > 1 and main:
-            log.info("predicting %d images on %d processes (image k on process k mod %d)", len(images), world, world)
-        out = Path(out)
-        held = _open_out(out)
+            log.info("predicting %d images on %d processes (image k on process k mod %d)", len(job.images), world,
+                     world)
+        held = _open_out(job.out)
         created = held is not None and held.created
         try:
-            total, peak = _predict_into(out, images, predictor, norm, writers, categories, progress and main, choice,
-                                        remove=out if created else None)
+            total, skipped, peak = _predict_into(job, predictor, progress and main,
+                                                 remove=job.out if created else None)
         except BaseException:
             if created:  # a failed run leaves nothing behind (files of an existing folder are kept)
-                shutil.rmtree(out, ignore_errors=True)
+                shutil.rmtree(job.out, ignore_errors=True)
             raise
         finally:
             if held is not None:
@@ -116,13 +186,16 @@ def predict_files(checkpoint: str | Path, inputs: list[str | Path], out: str | P
     finally:
         if joined:
             dist.cleanup()
-    return {"images": len(images), "instances": total, "peak_mib": peak, "out": str(out), "scale": scale,
-            "scale_note": predictor.scale_note, "main": main}
+    return {"images": len(job.images), "instances": total, "resumed": skipped, "peak_mib": peak,
+            "out": str(job.out), "scale": predictor.scale, "scale_note": predictor.scale_note, "main": main}
 
 
 def _stem(file: Path, label: str) -> str:
-    """Output name stem of one image: ``<file stem>`` or ``<file stem>_<plane label>`` (e.g. ``cells_z3_t0``)."""
-    return f"{file.stem}_{label}" if label else file.stem
+    """Output name stem of one image: ``<name>`` or ``<name>_<plane label>`` (e.g. ``cells_z3_t0``), where the
+    name is the file's stem, a Zarr folder's name without ``.zarr`` / ``.ome.zarr``."""
+    name = file.name
+    base = next((name[: -len(s)] for s in (".ome.zarr", ".zarr") if name.lower().endswith(s)), file.stem)
+    return f"{base}_{label}" if label else base
 
 
 def _agree(failure: tuple[int, BaseException] | None, payload: Any = None, remove: Path | None = None) -> list[Any]:
@@ -170,54 +243,64 @@ def _open_out(out: Path) -> outputs.Claim | None:
     return held
 
 
-def _predict_into(out: Path, images: list[tuple[Path, str]], predictor: Predictor, norm: Normalisation,
-                  writers: dict[str, ModuleType], categories: list[dict[str, Any]], progress: bool, choice: PlaneChoice,
-                  remove: Path | None = None) -> tuple[int, float]:
-    """Predict this process's share of ``images`` (file, plane label) and write their files into ``out`` with
-    ``writers`` (``gains.formats``); rank 0 writes the whole-run files (``finish``). Returns (instances of the
-    whole run, largest peak memory of a process in MiB). On a failure anywhere, ``remove`` (the folder this run
-    created, if any) is removed before any process raises."""
-    mine = share(len(images), dist.rank(), dist.world_size())
+def _predict_into(job: Job, predictor: Predictor, progress: bool, remove: Path | None = None
+                  ) -> tuple[int, int, float]:
+    """Predict this process's share of the job's images and write their files; rank 0 writes the whole-run files
+    (``finish``). Returns (instances of the whole run, images resumed from records, largest peak memory of a
+    process in MiB). On a failure anywhere, ``remove`` (the folder this run created, if any) is removed before
+    any process raises."""
+    mine = share(len(job.images), dist.rank(), dist.world_size())
     records: list[dict[str, Any]] = []
     failure = None
     try:
-        for record in _predict_share(out, images, mine, predictor, norm, writers, categories, progress, choice):
+        for record in _predict_share(job, mine, predictor, progress):
             records.append(record)
     except Exception as exc:  # every process learns of it before anyone cleans up
-        failure = (mine[len(records)] if len(records) < len(mine) else len(images), exc)
+        failure = (mine[len(records)] if len(records) < len(mine) else len(job.images), exc)
     parts = _agree(failure, (records, peak_rss_mib()), remove)
     merged = sorted((r for recs, _ in parts for r in recs), key=lambda r: r["id"])
     failure = None
     if dist.is_main():
         try:
-            for name, module in writers.items():
-                if hasattr(module, "finish"):
-                    module.finish(out, [r["parts"][name] for r in merged], categories)
+            finish(job, merged, predictor.categories, "torchrun" if dist.world_size() > 1 else "local")
         except Exception as exc:
-            failure = (len(images), exc)
+            failure = (len(job.images), exc)
     _agree(failure, remove=remove)
-    return sum(r["instances"] for r in merged), max(peak for _, peak in parts)
+    return (sum(r["instances"] for r in merged), sum(bool(r.get("resumed")) for r in merged),
+            max(peak for _, peak in parts))
 
 
-def _predict_share(out: Path, images: list[tuple[Path, str]], mine: list[int], predictor: Predictor,
-                   norm: Normalisation, writers: dict[str, ModuleType], categories: list[dict[str, Any]],
-                   progress: bool, choice: PlaneChoice) -> Iterator[dict[str, Any]]:
-    """Predict images ``mine`` (ascending indices into ``images``), writing their per-image files; yields per
-    image {"id": its id, "parts": its part of each whole-run format (``collect``), "instances": how many}. A file
-    is read once, for the planes of it in ``mine``. ``progress``: a bar of images, with the tiles of the current
-    image after it (``tile_progress``)."""
+def finish(job: Job, records: list[dict[str, Any]], categories: list[dict[str, Any]], engine: str) -> None:
+    """Write the whole-run files of every image's ``records`` (in id order): each whole-run format's (``finish``)
+    and ``index.json`` (``gains.inference.records``)."""
+    for name, module in job.writers.items():
+        if hasattr(module, "finish"):
+            module.finish(job.out, [r["parts"][name] for r in records], categories)
+    write_index(job.out, records, engine, sum(bool(r.get("resumed")) for r in records))
+
+
+def _predict_share(job: Job, mine: list[int], predictor: Predictor, progress: bool) -> Iterator[dict[str, Any]]:
+    """Predict images ``mine`` (ascending indices into ``job.images``), writing their per-image files; yields
+    each image's record (``predict_image``), an earlier run's where the job resumes and it holds. A file is read
+    once, for the planes of it in ``mine``; a large file lazily (``gains.core.lazy``), tile by tile.
+    ``progress``: a bar of images, with the tiles of the current image after it (``tile_progress``)."""
     from tqdm import tqdm
 
     by_file: dict[Path, list[int]] = {}
-    for k in mine:
-        by_file.setdefault(images[k][0], []).append(k)
     with tqdm(total=len(mine), unit="img", desc="predict", disable=not progress) as bar:
+        for k in mine:
+            record = job.done(k)
+            if record is not None:
+                bar.update()
+                yield {**record, "resumed": True}
+            else:
+                by_file.setdefault(job.images[k][0], []).append(k)
+        if bar.n:
+            log.info("%d image(s) done by an earlier run, skipped (--resume)", bar.n)
         for file, indices in by_file.items():
-            planes = {plane.label: plane.pixels for plane in read_planes(file, choice)}
+            planes = {plane.label: plane.pixels for plane in read_planes(file, job.choice, lazy=None)}
             for k in indices:
-                label = images[k][1]
-                yield _predict_one(out, file, label, planes.pop(label), k + 1, predictor, norm, writers, categories,
-                                   tile_progress(bar))
+                yield predict_image(job, k, planes.pop(job.images[k][1]), predictor, tile_progress(bar))
                 done_image(bar)
 
 
@@ -236,23 +319,33 @@ def done_image(bar: Any) -> None:
     bar.update()
 
 
-def _predict_one(out: Path, file: Path, label: str, pixels: np.ndarray, image_id: int, predictor: Predictor,
-                 norm: Normalisation, writers: dict[str, ModuleType], categories: list[dict[str, Any]],
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Predict one plane (``progress``: called after each tile), write its per-image files (named
-    ``_stem(file, label)``); returns its record."""
-    stem = _stem(file, label)
-    h, w = pixels.shape[:2]
+def predict_image(job: Job, k: int, pixels: np.ndarray | Any, predictor: Predictor,
+                  progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Predict image k of the job (its ``pixels``: an array or a lazy plane; ``progress`` called after each
+    tile), write its files and its record; returns the record: {"id", "file_name", "plane", "instances",
+    "files": names written, "parts": its part of each whole-run format (``collect``)}."""
+    file, label = job.images[k]
     try:
         instances = predictor.predict(pixels, progress)
     except ValueError as exc:
         raise InputError(f"{file}{' ' + label if label else ''}: {exc}") from exc
+    return write_image(job, k, pixels, instances, predictor)
+
+
+def write_image(job: Job, k: int, pixels: np.ndarray | Any, instances: list[Instance], predictor: Predictor
+                ) -> dict[str, Any]:
+    """Write image k's files from its ``instances`` and store its record (see ``predict_image``)."""
+    file, label = job.images[k]
+    stem, (h, w) = job.stem(k), pixels.shape[:2]
     plane = label_plane(label)  # the plane's indices: on it in the ImageJ and QuPath outputs, keys in images.json
-    result = ImageResult(instances, categories, h, w, image_id=image_id, file_name=str(file), file=file, plane=label,
-                         z=plane.z, t=plane.t, pixels=pixels, normalisation=norm)
-    parts = {}
-    for name, module in writers.items():
-        module.write(result, out, stem)
+    result = ImageResult(instances, predictor.categories, h, w, image_id=k + 1, file_name=str(file), file=file,
+                         plane=label, z=plane.z, t=plane.t, pixels=pixels, normalisation=predictor.normalisation)
+    parts, written = {}, []
+    for name, module in job.writers.items():
+        written += [p.name for p in module.write(result, job.out, stem)]
         if hasattr(module, "collect"):
             parts[name] = module.collect(result)
-    return {"id": image_id, "parts": parts, "instances": len(instances)}
+    record = {"id": k + 1, "file_name": str(file), "plane": label, "instances": len(instances), "files": written,
+              "parts": parts}
+    job.records.save(stem, file, label, record)
+    return record

@@ -24,6 +24,7 @@ the advice to tile smaller.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ import torch
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from gains.config import Config
-from gains.core.masks import Instance, MaskCrop, tight_crop  # Instance: what the writers take
+from gains.core.masks import Instance, MaskCrop, tight_crop, upscale  # Instance: what the writers take
 from gains.core.parallel import resolve_device
 from gains.data.dataset import image_to_tensor
 from gains.errors import InputError
@@ -165,14 +166,36 @@ class Predictor:
         self.config: Config | None = None
         self.scale_note = ""
         self.label_to_category = {int(c["label"]): int(c["id"]) for c in categories}
-        self.scale = scale if scale is not None else getattr(model.transform, "test_scale", None)
-        # tile and overlap are network pixels: with a scale, tiles of tile / scale image pixels
-        px = 1.0 / self.scale if self.scale is not None else 1.0
-        self.tile = None if tile is None else max(round(tile * px), 2)
-        self.overlap = min(round(overlap * px), self.tile - 1) if tile is not None else overlap
+        self.network_tile = (tile, overlap)
+        self._set_scale(scale if scale is not None else getattr(model.transform, "test_scale", None))
         self.score_thresh, self.mask_thresh = score_thresh, mask_thresh
         self.confident = score_thresh
         self.normalisation = normalisation
+
+    def _set_scale(self, scale: float | None) -> None:
+        """Set the pixel scale and the tiling in image pixels it gives: tile and overlap are network pixels, so
+        with a scale, tiles of tile / scale image pixels."""
+        tile, overlap = self.network_tile
+        self.scale = scale
+        px = 1.0 / scale if scale is not None else 1.0
+        self.tile = None if tile is None else max(round(tile * px), 2)
+        self.overlap = min(round(overlap * px), self.tile - 1) if tile is not None else overlap
+
+    def on_level(self, pixels: np.ndarray | Any) -> tuple[Predictor, Any, float]:
+        """(predictor, pixels, factor) to predict ``pixels`` with: for a lazy plane with a pyramid
+        (``gains.core.lazy``) and a scale below 1, the coarsest level that still has at least the pixels the
+        model needs (``choose_level``) and a predictor at the scale left for it, its instances to be brought
+        back to full resolution by ``factor`` (``gains.core.masks.upscale``); else (self, pixels, 1.0)."""
+        if self.scale is None or self.scale >= 1 or len(getattr(pixels, "levels", ())) < 2:
+            return self, pixels, 1.0
+        from gains.core.lazy import choose_level
+
+        level, scale = choose_level(pixels, self.scale)
+        if level.downsample == 1.0:
+            return self, pixels, 1.0
+        other = copy.copy(self)
+        other._set_scale(scale)
+        return other, level, level.downsample
 
     @classmethod
     def from_checkpoint(cls, spec: str | Path, options: PredictOptions | None = None,
@@ -243,28 +266,52 @@ class Predictor:
         size = self.tile or max(height, width)
         return [(y, x, min(y + size, height), min(x + size, width)) for y in starts(height) for x in starts(width)]
 
-    def predict(self, pixels: np.ndarray, progress: Callable[[int, int], None] | None = None) -> list[Instance]:
+    def predict(self, pixels: np.ndarray | Any, progress: Callable[[int, int], None] | None = None
+                ) -> list[Instance]:
         """Instances of an (H, W) or (H, W, C) image, by descending score.
 
+        ``pixels``: an np.ndarray, or a lazy plane of a large file (``gains.core.lazy.LazyPlane``: anything with
+        ``shape`` and numpy-style slicing), read one tile at a time so memory follows the tile, not the image.
         ``progress(done, total)`` is called after each tile (once for a whole image).
 
         Raises:
             ValueError: pixels the normalisation refuses (non-finite values).
         """
-        h, w = pixels.shape[:2]
-        scaling = self.normalisation.fit(pixels)
-        boxes = self.tiles(h, w)
-        if len(boxes) == 1:
-            found = sorted(self._run(pixels, 0, 0, self.scale, scaling), key=lambda i: -i.score)
-            if progress is not None:
-                progress(1, 1)
-            return found
+        height, width = pixels.shape[:2]
+        predictor, pixels, factor = self.on_level(pixels)
+        scaling = predictor.normalisation.fit(pixels)
+        boxes = predictor.tiles(*pixels.shape[:2])
         per_tile = []
-        for k, b in enumerate(boxes):
-            per_tile.append((b, self._run(pixels[b[0] : b[2], b[1] : b[3]], b[0], b[1], self.scale or 1.0, scaling)))
+        for k, (y0, x0, y1, x1) in enumerate(boxes):
+            region = np.asarray(pixels[y0:y1, x0:x1])
+            per_tile.append(((y0, x0, y1, x1), predictor.predict_region(region, y0, x0, scaling, len(boxes) == 1)))
             if progress is not None:
                 progress(k + 1, len(boxes))
-        return merge_tiles(per_tile) if self.merge == "union" else keep_central(per_tile)
+        return predictor.combine(per_tile, factor, height, width)
+
+    def predict_region(self, region: np.ndarray, y0: int, x0: int, scaling: Scaling, whole: bool = False,
+                       level_scale: float | None = None) -> list[Instance]:
+        """Instances (in image coordinates) of one tile ``region`` of an image whose top-left corner is at
+        (``y0``, ``x0``), normalised with the image's ``scaling``; ``whole``: the region is the whole image,
+        predicted at the model's own scale rule (see ``scale``) rather than as a tile. ``predict`` is this for
+        every tile of ``tiles`` then ``combine``; a Dask task runs one tile (``gains.distributed``).
+        ``level_scale``: the scale of a pyramid level's predictor (``on_level``) for a tile of that level."""
+        if level_scale is not None:
+            return self._run(region, y0, x0, level_scale, scaling)
+        return self._run(region, y0, x0, self.scale if whole else self.scale or 1.0, scaling)
+
+    def combine(self, per_tile: list[tuple[tuple[int, int, int, int], list[Instance]]], factor: float = 1.0,
+                height: int = 0, width: int = 0) -> list[Instance]:
+        """One set of instances, by descending score, from every tile's of ``tiles`` (one tile: its own); the
+        tiles' detections are merged by the ``merge`` rule (module docstring). ``factor`` > 1: the tiles were of
+        a pyramid level (``on_level``); the instances are brought to the (``height``, ``width``) image."""
+        if len(per_tile) == 1:
+            found = sorted(per_tile[0][1], key=lambda i: -i.score)
+        else:
+            found = merge_tiles(per_tile) if self.merge == "union" else keep_central(per_tile)
+        if factor == 1.0:
+            return found
+        return [i for i in (upscale(inst, factor, height, width) for inst in found) if i is not None]
 
 
 def _band_iou(a: MaskCrop, b: MaskCrop, band: tuple[int, int, int, int]) -> float:
