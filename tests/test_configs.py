@@ -19,7 +19,7 @@ def test_all_presets_are_shipped() -> None:
     names = set(preset_names())
     assert {"isbi2014", "chromosome", "dsb2018_cluster", "synthetic_overlap_cpu", "synthetic_touch_cpu",
             "synthetic_cross_cpu", "isbi2014_cpu", "dsb2018_cluster_cpu", "synthetic_overlap", "synthetic_touch",
-            "synthetic_cross"} <= names
+            "synthetic_cross", "synthetic_thin_cpu", "synthetic_thin"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: Path(p).stem)

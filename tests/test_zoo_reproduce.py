@@ -14,6 +14,7 @@ from PIL import Image
 from benchmarks.release import zoo
 from gains.config import config_to_dict, load_config
 from gains.data.dataset import InstanceDataset
+from gains.data.synth import CATEGORIES, write_synthetic
 from tests.conftest import disc_polygon
 
 # fields a GPU reproduction may set otherwise: they change how the model trains, not what it is or how it predicts
@@ -33,6 +34,37 @@ def test_gpu_config_trains_the_same_network_with_the_same_test_settings(model: s
     assert gpu["train"]["max_minutes"] <= 6
     fractions = [s / gpu["train"]["max_iters"] for s in gpu["train"]["steps"]]
     assert fractions == sorted(fractions) and 0.5 < fractions[0] < fractions[-1] < 1
+
+
+@pytest.mark.parametrize("model", sorted(zoo.CONFIGS))
+def test_every_model_has_a_data_rule_a_card_entry_and_held_out_parts(model: str) -> None:
+    assert zoo.DESCRIBE[model] and zoo.DATA_CARD[model]["licence"] and zoo.HELD_OUT[model]
+    rule = " ".join(zoo.data_rule(model).split())
+    if model in zoo.SYNTHETIC:  # the rule the card records is the one prepare_synthetic follows
+        kind = zoo.SYNTHETIC[model]
+        assert zoo.HELD_OUT[model] == tuple(part for part in zoo.SCENES if part != "train")
+        for n, seed in zoo.SCENES.values():
+            assert f'write_synthetic("{kind}", {n}, {zoo.SCENE_SIZE}, seed={seed})' in rule, (model, rule)
+        assert all(c["name"] in rule for c in CATEGORIES[kind]), rule
+        assert f"'{kind}' scenes" in zoo.DATA_CARD[model]["dataset"]
+
+
+def test_prepare_synthetic_generates_the_rule_scenes_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zoo, "SCENES", {"train": (2, 100), "test": (1, 200)})
+    paths = zoo.prepare("cross", tmp_path / "data")
+    assert set(paths) == {"train", "test"}
+    for part, (n, seed) in zoo.SCENES.items():
+        doc = json.loads(paths[part].read_text())
+        assert doc["categories"] == [{"id": 1, "name": "worm"}] and len(doc["images"]) == n
+        assert (doc["info"]["split"], doc["info"]["rule"], doc["info"]["seed"]) == (part, zoo.data_rule("cross"), seed)
+        # the same scenes as `gains synth thin --n N --size 256 --seed SEED`
+        direct = json.loads(write_synthetic("thin", n, 256, seed, tmp_path / f"direct_{part}").read_text())
+        assert doc["annotations"] == direct["annotations"]
+        for im in direct["images"]:
+            assert (paths[part].parent / "images" / im["file_name"]).read_bytes() == \
+                (tmp_path / f"direct_{part}" / "images" / im["file_name"]).read_bytes()
+    stamp = paths["train"].stat().st_mtime_ns
+    assert zoo.prepare("cross", tmp_path / "data") == paths and paths["train"].stat().st_mtime_ns == stamp
 
 
 def _nuclei_data(out: Path) -> dict[str, Path]:

@@ -23,7 +23,7 @@ that jobs from different starts (``--init``) get the same budget.
 results go to ``<preset>-init-NAME``.
 
 Presets (CPU variants; `--gpu` uses the reference GPU configs): synthetic-overlap, synthetic-touch,
-synthetic-cross (generated), isbi2014 (../shared/data/isbi2014, fixed 30/15 split), dsb2018-cluster
+synthetic-cross, synthetic-thin (generated), isbi2014 (../shared/data/isbi2014, fixed 30/15 split), dsb2018-cluster
 (../shared/data/dsb2018 cluster proxy, split 6:2:2 seed 0). Real-data presets exit with a clear message
 when ../shared/data is absent.
 """

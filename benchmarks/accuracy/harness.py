@@ -23,7 +23,8 @@ from gains.config import Config, apply_overrides, config_changes, config_from_di
 
 SHARED = Path(os.environ.get("GAINS_SHARED", ROOT.parent / "shared"))
 PRESETS = {"synthetic-overlap": "synthetic_overlap", "synthetic-touch": "synthetic_touch",
-           "synthetic-cross": "synthetic_cross", "isbi2014": "isbi2014", "dsb2018-cluster": "dsb2018_cluster"}
+           "synthetic-cross": "synthetic_cross", "synthetic-thin": "synthetic_thin", "isbi2014": "isbi2014",
+           "dsb2018-cluster": "dsb2018_cluster"}
 SUMMARY = ("segm/AP", "segm/AP50", "aji_gains", "aji", "pq", "contact_iou", "contact_recall50")
 PAIRED = ("aji_gains", "aji", "aji_plus", "pq", "f1_50", "dsb_score", "contact_iou", "contact_recall50")
 PROBE_ITERS, EVAL_RESERVE = 16, 0.15

@@ -2,17 +2,19 @@
 
     .venv/bin/python -m benchmarks.release.zoo --model nuclei --out /tmp/zoo_nuclei [--minutes 150] [--stage all]
     .venv/bin/python -m benchmarks.release.zoo --model overlap --out /tmp/zoo_overlap [--minutes 45] [--stage all]
+    .venv/bin/python -m benchmarks.release.zoo --model cross --out /tmp/zoo_cross [--minutes 25] [--stage all]
     python3 -m benchmarks.release.zoo --model nuclei --gpu --out /tmp/zoo_nuclei_gpu [--stage all]
 
-Stages (``--stage``): ``prepare`` (convert and split the shared data into OUT/data), ``train`` (OUT/run,
-resumable: run the same command again after an interruption), ``eval`` (OUT/eval_<part>/METRICS.json for
-each held-out part), ``all`` (those three) and ``export``: the run's last checkpoint packed as the shipped
-model (float16, in parts) into src/gains/zoo/models/<model>/ with its card, then the packed model scored
-by name through ``gains eval`` on both held-out parts, those metrics written into the card. ``rescore``
-scores the shipped model again and rewrites only its card's metrics and summary (weights and hashes kept).
-``bundle`` copies the prepared data into ``--bundle DIR`` with the images that are grey in three equal
-channels written as one-channel PNGs (what a model reads from them is the same, checked per image): a copy
-small enough to send to a GPU machine without the shared data, used there by copying it to OUT/data.
+Stages (``--stage``): ``prepare`` (convert and split the shared data into OUT/data, or generate a synthetic
+model's scenes there), ``train`` (OUT/run, resumable: run the same command again after an interruption),
+``eval`` (OUT/eval_<part>/METRICS.json for each held-out part), ``all`` (those three) and ``export``: the run's
+last checkpoint packed as the shipped model (float16, in parts) into src/gains/zoo/models/<model>/ with its
+card, then the packed model scored by name through ``gains eval`` on each held-out part, those metrics written
+into the card. ``rescore`` scores the shipped model again and rewrites only its card's metrics and summary
+(weights and hashes kept). ``bundle`` copies the prepared data into ``--bundle DIR`` with the images that are
+grey in three equal channels written as one-channel PNGs (what a model reads from them is the same, checked per
+image): a copy small enough to send to a GPU machine without the shared data, used there by copying it to
+OUT/data.
 
 ``--gpu`` takes ``configs/zoo_<model>_gpu.yaml``: the same network, input scale and test-time settings, the
 reference's RoI sampling and the shape of its schedule on a CUDA device, on a budget that fits one 10-minute
@@ -26,6 +28,11 @@ ids in sorted order, the first floor(n / 10)).
 The ``overlap`` data rule: synthetic overlapping translucent cells with their nuclei (``gains.data.synth``,
 256 px, categories cell and nucleus), generated here and redistributable: ``write_synthetic("overlap", 800,
 256, seed=100)`` for training and ``write_synthetic("overlap", 64, 256, seed=200)`` held out. Training starts
+from the shipped ``nuclei`` model (every tensor whose name and shape fit).
+
+The ``cross`` data rule: synthetic thin, curved, worm-like objects that cross and touch (``gains.data.synth``
+kind ``thin``, 256 px, category worm), generated here and redistributable: ``write_synthetic("thin", 800,
+256, seed=100)`` for training and ``write_synthetic("thin", 64, 256, seed=200)`` held out. Training starts
 from the shipped ``nuclei`` model (every tensor whose name and shape fit).
 """
 
@@ -44,12 +51,16 @@ import numpy as np
 from benchmarks import ROOT
 from benchmarks.accuracy.harness import SHARED
 
-CONFIGS = {"nuclei": ROOT / "configs" / "zoo_nuclei_cpu.yaml", "overlap": ROOT / "configs" / "zoo_overlap_cpu.yaml"}
+CONFIGS = {model: ROOT / "configs" / f"zoo_{model}_cpu.yaml" for model in ("nuclei", "overlap", "cross")}
 GPU_CONFIGS = {model: path.with_name(path.name.replace("_cpu", "_gpu")) for model, path in CONFIGS.items()}
-HELD_OUT = {"nuclei": ("test_cluster", "test_other"), "overlap": ("test",)}
+HELD_OUT = {"nuclei": ("test_cluster", "test_other"), "overlap": ("test",), "cross": ("test",)}
 # what the card's summary says of the training data, before the held-out segm/AP
-DESCRIBE = {"nuclei": "DSB2018 nuclei (CC0)", "overlap": "synthetic overlapping cells and nuclei (generated, CC0)"}
-SYNTHETIC = {"train": (800, 100), "test": (64, 200)}  # overlap: split -> (scenes, seed), 256 px
+DESCRIBE = {"nuclei": "DSB2018 nuclei (CC0)", "overlap": "synthetic overlapping cells and nuclei (generated, CC0)",
+            "cross": "synthetic thin, curved, crossing worm-like objects (generated, CC0)"}
+# a synthetic model -> the gains.data.synth scene kind its data is generated from (categories: the kind's)
+SYNTHETIC = {"overlap": "overlap", "cross": "thin"}
+SCENES = {"train": (800, 100), "test": (64, 200)}  # every synthetic model: split -> (scenes, seed)
+SCENE_SIZE = 256  # px, square
 
 
 def data_rule(model: str) -> str:
@@ -96,16 +107,18 @@ def prepare_nuclei(data: Path) -> dict[str, Path]:
     return paths
 
 
-def prepare_overlap(data: Path) -> dict[str, Path]:
-    """Generate the synthetic train and test scenes (``SYNTHETIC``) into DATA/<split>/; their annotations.json."""
+def prepare_synthetic(model: str, data: Path) -> dict[str, Path]:
+    """Generate a synthetic model's train and test scenes (kind ``SYNTHETIC[model]``, ``SCENES``) into
+    DATA/<split>/ (kept where already there); {split: its annotations.json}, whose info records the split and
+    the model's data rule."""
     from gains.data.synth import write_synthetic
 
-    rule = data_rule("overlap")
+    rule = data_rule(model)
     paths = {}
-    for name, (n, seed) in SYNTHETIC.items():
+    for name, (n, seed) in SCENES.items():
         paths[name] = data / name / "annotations.json"
         if not paths[name].exists():
-            write_synthetic("overlap", n, 256, seed, data / name, overwrite=True)
+            write_synthetic(SYNTHETIC[model], n, SCENE_SIZE, seed, data / name, overwrite=True)
             doc = json.loads(paths[name].read_text())
             doc["info"] = {**doc["info"], "split": name, "rule": rule}
             paths[name].write_text(json.dumps(doc))
@@ -114,7 +127,7 @@ def prepare_overlap(data: Path) -> dict[str, Path]:
 
 def prepare(model: str, data: Path) -> dict[str, Path]:
     """The model's data: {"train": json, <held-out part>: json, ...}."""
-    return prepare_nuclei(data) if model == "nuclei" else prepare_overlap(data)
+    return prepare_synthetic(model, data) if model in SYNTHETIC else prepare_nuclei(data)
 
 
 def train(model: str, out: Path, minutes: float | None, overrides: list[str], gpu: bool = False) -> dict:
@@ -193,8 +206,11 @@ DATA_CARD = {
                "licence": "CC0 1.0 (BBBC038v1, Broad Bioimage Benchmark Collection)"},
     "overlap": {"dataset": "gains synthetic 'overlap' scenes (gains.data.synth), 256 x 256 px, 8-bit",
                 "licence": "CC0 1.0 (generated by this project's code)"},
+    "cross": {"dataset": "gains synthetic 'thin' scenes (gains.data.synth), 256 x 256 px, 8-bit",
+              "licence": "CC0 1.0 (generated by this project's code)"},
 }
-CARD_METRICS = ("segm/AP", "segm/AP50", "aji_gains", "aji", "pq", "dsb_score", "contact_iou", "contact_recall50")
+CARD_METRICS = ("segm/AP", "segm/AP50", "segm/AP75", "aji_gains", "aji", "pq", "dsb_score", "contact_iou",
+                "contact_recall50")
 
 
 def started_from(weights: str) -> str:

@@ -9,6 +9,8 @@ Dask workers) and the instances. Nothing else should run meanwhile: the workers 
 
     .venv/bin/python -m benchmarks.speed.bench_slide --side 2048 --arms local dask1 dask2 \\
         --out benchmarks/results/bench_slide_2048.json
+    .venv/bin/python -m benchmarks.speed.bench_slide --side 2048 --png --arms before local --before-src OLD/src \\
+        --formats coco,labels,overlay,ga,imagej,geojson,csv --out benchmarks/results/bench_slide_before.json
     .venv/bin/python -m benchmarks.speed.bench_slide --side 20480 --zoom 4 --levels 3 --scale 0.375 \\
         --arms dask2 --formats coco,geojson,omezarr,csv,overlay --out benchmarks/results/bench_slide_20k.json
 """
@@ -31,7 +33,8 @@ import numpy as np
 from benchmarks import ROOT
 
 ASSET = ROOT / "tests" / "assets" / "dsb2018_29780b28.png"
-ARMS = {"local": [], "dask1": ["--dask", "--dask-workers", "1"], "dask2": ["--dask", "--dask-workers", "2"]}
+ARMS = {"local": [], "dask1": ["--dask", "--dask-workers", "1"], "dask2": ["--dask", "--dask-workers", "2"],
+        "before": []}  # before: one process, with the code of --before-src
 BAND = 1024  # rows of the mosaic made and written at a time
 
 
@@ -71,12 +74,30 @@ def write_mosaic(path: Path, side: int, zoom: int, levels: int) -> None:
     write_multiscales_metadata(root, datasets, axes=["c", "y", "x"])
 
 
-def run_arm(arm: str, image: Path, out: Path, model: str, formats: str, extra: list[str]) -> dict[str, Any]:
+def write_png(path: Path, side: int, zoom: int) -> None:
+    """The same mosaic as ``write_mosaic``'s full-resolution level, as one PNG (for code that reads no Zarr)."""
+    from PIL import Image
+
+    unit = field(zoom)
+    n = unit.shape[0]
+    rows, cols = np.arange(side), np.arange(side)
+    flip = ((rows[:, None] // n) + (cols[None, :] // n)) % 2 == 1
+    r, c = rows[:, None] % n, cols[None, :] % n
+    Image.fromarray(np.where(flip[..., None], unit[r, n - 1 - c], unit[r, c])).save(path)
+
+
+def run_arm(arm: str, image: Path, out: Path, model: str, formats: str, extra: list[str],
+            before_src: Path | None = None) -> dict[str, Any]:
     """``gains predict`` with the arm's engine; wall seconds, the printed peak memory and instance count."""
     cmd = [sys.executable, "-m", "gains", "predict", model, str(image), "--out", str(out), "--format", formats,
            "--quiet", *extra, *ARMS[arm]]
+    env = dict(os.environ)
+    if arm == "before":
+        if before_src is None:
+            raise SystemExit("the before arm needs --before-src")
+        env["PYTHONPATH"] = str(before_src)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         return {"arm": arm, "error": proc.stderr.strip().splitlines()[-1:]}
@@ -95,23 +116,28 @@ def main() -> None:
     p.add_argument("--scale", type=float, help="--scale given to gains predict (default: the model's)")
     p.add_argument("--formats", default="coco,csv,overlay")
     p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    p.add_argument("--png", action="store_true", help="predict the mosaic as one PNG instead of an OME-Zarr")
+    p.add_argument("--before-src", type=Path, help="src folder of the code the 'before' arm runs")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     extra = [] if args.scale is None else ["--scale", str(args.scale)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        image = Path(tmp) / "mosaic.ome.zarr"
+        image = Path(tmp) / ("mosaic.png" if args.png else "mosaic.ome.zarr")
         start = time.perf_counter()
-        write_mosaic(image, args.side, args.zoom, args.levels)
+        if args.png:
+            write_png(image, args.side, args.zoom)
+        else:
+            write_mosaic(image, args.side, args.zoom, args.levels)
         print(f"mosaic {args.side} x {args.side} (zoom {args.zoom}, {args.levels} levels) written in "
               f"{time.perf_counter() - start:.0f} s", flush=True)
         for arm in args.arms:
-            row = run_arm(arm, image, Path(tmp) / f"out_{arm}", args.model, args.formats, extra)
+            row = run_arm(arm, image, Path(tmp) / f"out_{arm}", args.model, args.formats, extra, args.before_src)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    doc = {"side": args.side, "zoom": args.zoom, "levels": args.levels, "model": args.model, "scale": args.scale,
-           "formats": args.formats, "cores": len(os.sched_getaffinity(0)), "load_before": os.getloadavg()[0],
-           "rows": rows}
+    doc = {"side": args.side, "input": image.name, "zoom": args.zoom, "levels": args.levels, "model": args.model,
+           "scale": args.scale, "formats": args.formats, "cores": len(os.sched_getaffinity(0)),
+           "load_1min_at_end": os.getloadavg()[0], "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1))
 

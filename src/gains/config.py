@@ -30,7 +30,7 @@ class DataConfig:
     """Where images and annotations come from and how they are augmented.
 
     Either ``train``/``val`` (COCO JSON files; images beside them in ``images/`` unless ``images`` is
-    set) or ``synthetic`` (overlap | touch | cross scenes generated into the run folder).
+    set) or ``synthetic`` (overlap | touch | cross | thin scenes generated into the run folder).
     """
 
     train: str | None = None

@@ -21,7 +21,7 @@ from PIL import Image
 
 from gains.core.images import read_image
 from gains.core.masks import Instance, MaskCrop, tight_crop
-from gains.formats import labels, measurements, omezarr, overlay
+from gains.formats import ga, labels, measurements, omezarr, overlay
 from gains.formats.result import ImageResult
 from gains.intensity import DEFAULT
 from gains.visualize import instance_colours, outline
@@ -221,3 +221,35 @@ def test_2000_overlapping_instances_on_4000_pixels(tmp_path: Path, monkeypatch) 
         c = crops[k]
         values = pattern(c.y0, c.x0, *c.mask.shape)[c.mask]
         assert float(rows[k]["mean_intensity_c0"]) == pytest.approx(values.mean())
+
+
+def with_ga(instances: list[Instance], seed: int) -> list[Instance]:
+    """The instances with a random GA map in [1, 3) over each crop."""
+    rng = np.random.default_rng(seed)
+    return [Instance(i.category_id, i.score, i.mask, (1 + 2 * rng.random(i.mask.mask.shape)).astype(np.float32))
+            for i in instances]
+
+
+@pytest.mark.parametrize("height, width, n", [(300, 200, 30), (1100, 1300, 400)])
+def test_ga_tiff_and_png_are_the_full_size_map(tmp_path: Path, height: int, width: int, n: int) -> None:
+    instances = with_ga([i for i in random_instances(max(height, width), n, 3) if i.mask.y1 <= height
+                         and i.mask.x1 <= width], 4)
+    result = ImageResult(instances, CATEGORIES, height, width)
+    tif, png = ga.write(result, tmp_path, "img")
+    full = ga.ga_image(instances, height, width)
+    np.testing.assert_array_equal(tifffile.imread(tif), full)
+    np.testing.assert_array_equal(read_image(tif), full)
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), ga._inferno(full))  # as drawn from the whole map
+
+
+def test_ga_of_a_30000_pixel_slide_stays_within_a_few_tiles(tmp_path: Path, monkeypatch) -> None:
+    crops = [disc_crop(1000, 1000, 30), disc_crop(1020, 1030, 25), disc_crop(29950, 29950, 20)]
+    instances = with_ga([Instance(1, 0.9 - 0.1 * k, c) for k, c in enumerate(crops)], 5)
+    monkeypatch.setattr(overlay, "OVERLAY_MAX_SIDE", 1024)
+    (tif, png), peak = peak_mib(ga.write, ImageResult(instances, CATEGORIES, 30000, 30000), tmp_path, "slide")
+    assert peak < 64, f"ga: {peak:.1f} MiB"
+    store = zarr.open_array(tifffile.imread(tif, aszarr=True), mode="r")
+    window = np.asarray(store[990:1100, 990:1100])
+    np.testing.assert_array_equal(window, ga._window(instances, [0, 1], 990, 990, 110, 110))
+    assert np.asarray(store[20000:20512, 0:512]).min() == 1.0
+    assert np.asarray(Image.open(png)).shape == (1000, 1000, 3)

@@ -68,6 +68,7 @@ def test_eval_scores_what_predict_writes_on_a_tiled_image(tiny_run: Path, tmp_pa
     scored = json.loads((tmp_path / "sc" / "M.json").read_text())
     metrics = json.loads((tmp_path / "ev" / "METRICS.json").read_text())
     assert metrics.pop("scale_note").startswith("scale 1")
+    assert metrics.pop("suppression") == {"nms": "box", "drop_contained": None}
     assert metrics == scored
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from gains.cli.args import device, positive_int, probability
-from gains.cli.predict import add_scale_options, add_tile_options, predict_options
+from gains.cli.predict import add_scale_options, add_suppression_options, add_tile_options, predict_options
 from gains.cli.score import print_metrics
 
 
@@ -27,6 +27,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-dets", type=positive_int, help="default: the checkpoint's eval.max_dets")
     add_tile_options(p)
     add_scale_options(p)
+    add_suppression_options(p)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override inference settings, e.g. model.detections_per_img=300")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -31,6 +31,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help=f"comma list of {describe('predict')} (default %(default)s)")
     add_tile_options(p)
     add_scale_options(p)
+    add_suppression_options(p)
     p.add_argument("--score-thresh", type=probability, help="default: the checkpoint's eval.score_thresh")
     p.add_argument("--device", type=device, default="auto")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -63,6 +64,17 @@ def add_scale_options(p: argparse.ArgumentParser) -> None:
                    "(default: the model's own rule, printed)")
     p.add_argument("--object-size", type=positive_float, metavar="PX", help="typical object diameter in your "
                    "images, in pixels: images are scaled so objects get the size the model was trained at")
+
+
+def add_suppression_options(p: argparse.ArgumentParser) -> None:
+    """``--nms`` and ``--drop-contained`` on a subcommand's parser (``gains.inference.suppress``)."""
+    p.add_argument("--nms", choices=("box", "mask"), default="box",
+                   help="duplicate suppression: the model's box NMS (default), or mask NMS: boxes kept unless nearly "
+                   "identical, then masks overlapping by more than the model's box_nms_thresh (IoU) dropped, so "
+                   "two crossing objects with one box are both kept")
+    p.add_argument("--drop-contained", type=checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]"), metavar="F",
+                   help="drop an object with at least this share of its pixels inside a higher-scored one of its "
+                   "category (nested duplicates; e.g. 0.8; default: off)")
 
 
 def add_plane_options(p: argparse.ArgumentParser) -> None:
@@ -99,7 +111,7 @@ def predict_options(args: argparse.Namespace, score_thresh: float | None = None)
         raise InputError(f"--overlap {args.overlap} must be smaller than --tile {args.tile}")
     return PredictOptions(tile=args.tile or None, overlap=args.overlap, merge=args.tile_merge, scale=args.scale,
                           object_size=args.object_size, score_thresh=score_thresh, device=args.device,
-                          overrides=tuple(args.overrides))
+                          overrides=tuple(args.overrides), nms=args.nms, contained=args.drop_contained)
 
 
 def run(args: argparse.Namespace) -> int:

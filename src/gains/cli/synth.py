@@ -8,12 +8,14 @@ from pathlib import Path
 from gains.cli.args import non_negative_int
 from gains.errors import InputError
 
+KINDS = ("overlap", "touch", "cross", "thin")  # gains.data.synth.KINDS, written out so the parser imports no scipy
+
 
 def add(sub: argparse._SubParsersAction) -> None:
     """Add ``gains synth`` to the subcommands."""
-    p = sub.add_parser("synth", help="generate synthetic overlapping/touching/crossing scenes",
+    p = sub.add_parser("synth", help="generate synthetic overlapping/touching/crossing/thin scenes",
                        description="Write a canonical dataset of synthetic CTO scenes.")
-    p.add_argument("kind", choices=("overlap", "touch", "cross"))
+    p.add_argument("kind", choices=KINDS, help="thin: long, curved, crossing worm-like objects")
     p.add_argument("--n", type=int, default=100, help="number of images (>= 1)")
     p.add_argument("--size", type=int, default=256, help="image side in pixels (>= 32)")
     p.add_argument("--seed", type=non_negative_int, default=0)

@@ -12,6 +12,9 @@ how many images are generated.
   overlapping (like DSB2018 fluorescence). Category 1 nucleus.
 - ``cross``: dark, bent, banded rods (chromosome-like) that cross each other on a bright background;
   masks overlap at crossings. Category 1 chromosome.
+- ``thin``: 4-8 long, curved, worm-like objects (width 3-8 px and length 12-35 widths at 256 px; a smooth
+  random centreline) on a bright background; most cross another (masks overlap at crossings, recorded as
+  ``cross``), some touch one with an end (``touch``). Category 1 worm.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from scipy import ndimage
 
 from gains.data.canonical import Sample, write_dataset
 
-KINDS = ("overlap", "touch", "cross")
+KINDS = ("overlap", "touch", "cross", "thin")
 CATEGORIES = {
     "overlap": [{"id": 1, "name": "cell"}, {"id": 2, "name": "nucleus"}],
     "touch": [{"id": 1, "name": "nucleus"}],
     "cross": [{"id": 1, "name": "chromosome"}],
+    "thin": [{"id": 1, "name": "worm"}],
 }
 
 
@@ -135,18 +139,40 @@ def touch_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[n
     return img, keep, [1] * len(keep), [{"cto": {"overlap": [], "touch": r, "cross": []}} for r in rel]
 
 
+def _tube(size: int, pts: np.ndarray, half_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mask of a thick polyline and the curve parameter t in [0, 1] of each pixel's nearest centreline point.
+
+    Args:
+        size: the (size, size) scene's side.
+        pts: float (K, 2) centreline points (row, col), dense enough (<= 1 px apart) to draw a connected line.
+        half_width: pixels closer than this to the centreline are inside.
+
+    Returns:
+        bool (size, size) mask and float (size, size) t (0 outside the tube's box). The distance transform runs
+        on the tube's box only (the line's box grown by ``half_width`` + 1), so the work follows the object.
+    """
+    t = np.linspace(0.0, 1.0, len(pts))
+    idx = np.clip(np.rint(pts).astype(int), 0, size - 1)
+    pad = int(np.ceil(half_width)) + 1
+    y0, x0 = np.maximum(idx.min(axis=0) - pad, 0)
+    y1, x1 = np.minimum(idx.max(axis=0) + pad + 1, size)
+    line = np.ones((y1 - y0, x1 - x0), dtype=bool)
+    tmap = np.zeros(line.shape)
+    line[idx[:, 0] - y0, idx[:, 1] - x0] = False
+    tmap[idx[:, 0] - y0, idx[:, 1] - x0] = t
+    dist, (iy, ix) = ndimage.distance_transform_edt(line, return_indices=True)
+    mask, tfull = np.zeros((size, size), dtype=bool), np.zeros((size, size))
+    mask[y0:y1, x0:x1] = dist < half_width
+    tfull[y0:y1, x0:x1] = tmap[iy, ix]
+    return mask, tfull
+
+
 def _rod(size: int, p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, half_width: float
          ) -> tuple[np.ndarray, np.ndarray]:
     """Mask of a thick quadratic Bezier curve and the curve parameter t of each pixel's nearest point."""
     t = np.linspace(0.0, 1.0, 400)
     pts = ((1 - t) ** 2)[:, None] * p0 + (2 * (1 - t) * t)[:, None] * p1 + (t**2)[:, None] * p2
-    idx = np.clip(np.rint(pts).astype(int), 0, size - 1)
-    line = np.ones((size, size), dtype=bool)
-    tmap = np.zeros((size, size))
-    line[idx[:, 0], idx[:, 1]] = False
-    tmap[idx[:, 0], idx[:, 1]] = t
-    dist, (iy, ix) = ndimage.distance_transform_edt(line, return_indices=True)
-    return dist < half_width, tmap[iy, ix]
+    return _tube(size, pts, half_width)
 
 
 def cross_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[np.ndarray], list[int], list[dict]]:
@@ -175,8 +201,101 @@ def cross_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[n
     return img, masks, [1] * len(masks), [{"cto": {"overlap": [], "touch": [], "cross": r}} for r in rel]
 
 
+def _centreline(rng: np.random.Generator, length: float) -> np.ndarray:
+    """A smooth random curve of arc length ``length``: float (K, 2) points (row, col) 0.5 px apart, centred on
+    its box. The heading turns by a smooth random curvature (a few low cosine modes), kept within a range of
+    0.8 pi so that the curve never meets itself."""
+    s = np.arange(int(length * 2) + 1) * 0.5
+    curvature = sum(rng.normal(0.0, 1.2) / length * np.cos(k * np.pi * s / length + rng.uniform(0, 2 * np.pi))
+                    for k in range(3))
+    heading = np.cumsum(curvature) * 0.5
+    span = np.ptp(heading)
+    if span > 0.8 * np.pi:
+        heading *= 0.8 * np.pi / span
+    heading += rng.uniform(0, 2 * np.pi)
+    pts = np.cumsum(np.column_stack((np.sin(heading), np.cos(heading))) * 0.5, axis=0)
+    return pts - (pts.min(axis=0) + pts.max(axis=0)) / 2
+
+
+def _turn(pts: np.ndarray, angle: float) -> np.ndarray:
+    """``pts`` (row, col) rotated by ``angle`` radians about the origin."""
+    c, s = np.cos(angle), np.sin(angle)
+    return pts @ np.array([[c, -s], [s, c]])
+
+
+def _heading(pts: np.ndarray, k: int) -> float:
+    """Direction (radians, of (row, col) = (sin, cos)) of the curve ``pts`` at point ``k``."""
+    d = pts[min(k + 2, len(pts) - 1)] - pts[max(k - 2, 0)]
+    return float(np.arctan2(d[0], d[1]))
+
+
+def _place_thin(rng: np.random.Generator, size: int, lines: list[tuple[np.ndarray, float]]
+                ) -> tuple[np.ndarray, float, int | None]:
+    """Centreline (in scene coordinates), half width and touched partner of a new thin object: crossing a
+    placed one (45%), its end against a placed one's side (20%; the partner's index, else None) or anywhere.
+    Width 3-8 px and length 12-35 widths at 256 px scenes (both scale with ``size``); may leave the scene (the
+    caller retries)."""
+    unit = size / 256
+    half = unit * rng.uniform(3.0, 8.0) / 2
+    length = rng.uniform(max(24 * half, 0.2 * size), min(70 * half, 0.75 * size))
+    pts = _centreline(rng, length)
+    mode = rng.random() if lines else 1.0
+    if mode < 0.65:
+        partner = int(rng.integers(len(lines)))
+        other, other_half = lines[partner]
+        j = int(rng.integers(len(other) // 6, 5 * len(other) // 6))
+        if mode < 0.45:  # cross it at 35-90 degrees, away from both ends
+            k = int(rng.integers(len(pts) // 6, 5 * len(pts) // 6))
+            angle = _heading(other, j) + rng.choice([-1, 1]) * rng.uniform(np.radians(35), np.pi / 2)
+        else:  # touch it: the new object's end at its side, pointing away
+            k = 0
+            side = _heading(other, j) + rng.choice([-1, 1]) * np.pi / 2
+            angle = side + rng.uniform(-0.5, 0.5)
+        pts = _turn(pts, angle - _heading(pts, k))
+        target = other[j]
+        if mode < 0.45:
+            return pts - pts[k] + target, half, None
+        return pts - pts[k] + target + np.array([np.sin(side), np.cos(side)]) * (other_half + half), half, partner
+    return pts + rng.uniform(0.2, 0.8, 2) * size, half, None
+
+
+def thin_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[np.ndarray], list[int], list[dict]]:
+    """4-8 thin objects placed by ``_place_thin`` (retried when one leaves the scene or shares over 30% of its
+    pixels with another), darkening a bright background with soft edges and faint bands; crossing pairs are
+    recorded as ``cross``, 4-adjacent pairs that share no pixel as ``touch``."""
+    img = 0.88 + _noise(rng, size, 0.02, 3.0) + rng.normal(0, 0.015, (size, size))
+    masks: list[np.ndarray] = []
+    lines: list[tuple[np.ndarray, float]] = []
+    for _ in range(int(rng.integers(4, 9))):
+        for _attempt in range(10):
+            pts, half, partner = _place_thin(rng, size, lines)
+            if pts.min() < half + 1 or pts.max() > size - half - 2:
+                continue
+            mask, t = _tube(size, pts, half)
+            area = np.count_nonzero(mask)
+            if all(np.count_nonzero(mask & m) < 0.3 * min(area, np.count_nonzero(m)) for m in masks):
+                break
+        else:
+            continue
+        if partner is not None:  # an end laid against a side: the two touch, never share pixels
+            pieces, n = ndimage.label(mask & ~masks[partner])
+            if not n:
+                continue
+            mask = pieces == 1 + np.argmax(np.bincount(pieces.ravel(), minlength=n + 1)[1:])  # its largest piece
+        masks.append(mask)
+        lines.append((pts, half))
+        body = rng.uniform(0.45, 0.7) + rng.uniform(0.0, 0.15) * np.sin(2 * np.pi * t * rng.uniform(3, 9)
+                                                                           + rng.uniform(0, 2 * np.pi))
+        img *= 1.0 - ndimage.gaussian_filter(np.where(mask, 1.0 - body, 0.0), 0.6)
+    cross = _relations(masks, touch=False)
+    near = _relations(masks, touch=True)
+    touch = [sorted(set(n) - set(c)) for n, c in zip(near, cross, strict=True)]
+    return img, masks, [1] * len(masks), [{"cto": {"overlap": [], "touch": tt, "cross": c}}
+                                          for tt, c in zip(touch, cross, strict=True)]
+
+
 SCENES: dict[str, Callable[[np.random.Generator, int], tuple]] = {
-    "overlap": overlap_scene, "touch": touch_scene, "cross": cross_scene,
+    "overlap": overlap_scene, "touch": touch_scene, "cross": cross_scene, "thin": thin_scene,
 }
 
 

@@ -7,8 +7,8 @@ uint32, chunked ``CHUNK`` x ``CHUNK`` (Blosc-zstd), with NGFF ``multiscales`` (a
 every 2^s-th row and column, down to ``CHUNK`` pixels a side) and ``image-label`` metadata (``properties``: each
 value's ``category`` and ``score``).
 
-Open it in napari with napari-ome-zarr (``napari <stem>.ome.zarr/labels``), or one layer
-(``<stem>.ome.zarr/labels/layer0``, itself a multiscale image) in QuPath or Fiji with their OME-Zarr readers. Written
+It reads back with the ome-zarr library (``ome_zarr.reader.Reader``; tested); OME-Zarr readers (napari-ome-zarr,
+QuPath's, Fiji's) take ``<stem>.ome.zarr/labels`` or one layer, ``.../labels/layer0`` (not tried here). Written
 chunk by chunk from the mask crops (chunks no instance reaches are not stored), never as a full-size array,
 into a temporary folder renamed into place when complete. Needs ``pip install 'gains-seg[dask]'`` (ome-zarr).
 """

@@ -62,9 +62,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str, ou
     main process shows a bar of images and tiles on stderr, as ``gains predict`` does.
 
     Returns the metrics (every rank gets them; rank 0 writes the files); the one-line note on the scale used is
-    in them as ``scale_note``. Under torchrun each rank predicts its ``share`` of the images. ``out`` follows
-    ``gains.outputs``: apart from the data, new, empty or an earlier evaluation's folder (whose files are
-    replaced), locked while written.
+    in them as ``scale_note``, the duplicate suppression used as ``suppression`` ({nms, drop_contained}). Under
+    torchrun each rank predicts its ``share`` of the images. ``out`` follows ``gains.outputs``: apart from the
+    data, new, empty or an earlier evaluation's folder (whose files are replaced), locked while written.
     """
     options = replace(options or PredictOptions(), score_thresh=0.0)
     dist.init_distributed(dist.resolve_device(options.device))
@@ -91,6 +91,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str, ou
             metrics, rows = score(gt, out / "results.json", score_thresh,
                                   max_dets if max_dets is not None else cfg.eval.max_dets)
             metrics["scale_note"] = predictor.scale_note
+            metrics["suppression"] = {"nms": options.nms, "drop_contained": options.contained}
             write_metrics(out / "METRICS.json", metrics, rows)
     return dist.broadcast_object(metrics)
 

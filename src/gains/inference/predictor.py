@@ -42,6 +42,7 @@ from gains.core.parallel import resolve_device
 from gains.data.dataset import image_to_tensor
 from gains.errors import InputError
 from gains.inference.loading import load_model, resolve_scale
+from gains.inference.suppress import box_nms_for, check_suppression, suppress
 from gains.intensity import DEFAULT, Normalisation, Scaling
 
 log = logging.getLogger("gains.inference")
@@ -73,9 +74,13 @@ class PredictOptions:
         mask_thresh: probability threshold of the masks.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:i``.
         overrides: ``KEY=VALUE`` config changes for inference (e.g. ``model.detections_per_img=300``).
+        nms: ``box`` (the model's box NMS only) or ``mask`` (box NMS loosened, then mask-IoU NMS at the model's
+            ``box_nms_thresh``: crossing objects with one box both kept); ``gains.inference.suppress``.
+        contained: None, or drop an instance with at least this share of its pixels in a higher-scored one.
 
     Raises:
-        InputError: an overlap not smaller than the tile or an unknown merge rule, as one line.
+        InputError: an overlap not smaller than the tile, an unknown merge rule or NMS mode, or a contained
+            fraction outside (0, 1], as one line.
     """
 
     tile: int | None = 1024
@@ -87,12 +92,18 @@ class PredictOptions:
     mask_thresh: float = 0.5
     device: str = "auto"
     overrides: tuple[str, ...] = ()
+    nms: str = "box"
+    contained: float | None = None
 
     def __post_init__(self) -> None:
         try:
             check_tiling(self.tile, self.overlap, self.merge)
         except ValueError as exc:
             raise InputError(f"tile {self.tile}, overlap {self.overlap}: {exc}") from exc
+        try:
+            check_suppression(self.nms, self.contained)
+        except ValueError as exc:
+            raise InputError(f"prediction options: {exc}") from exc
 
 
 def _paste_one(prob: torch.Tensor, box: torch.Tensor, height: int, width: int) -> tuple[int, int, np.ndarray]:
@@ -144,6 +155,7 @@ class Predictor:
             one, the old rule: whole images resized to ``min_size_test``, tiles at scale 1.
         score_thresh: instances below are dropped; mask_thresh: probability threshold of masks.
         normalisation: the model's input normalisation, fitted on the whole image (tiles share it).
+        nms, contained: duplicate suppression of each tile's or image's instances (``PredictOptions``).
 
     Attributes:
         config: the checkpoint's config (None when built from a bare model); scale_note: one line on the scale
@@ -152,15 +164,16 @@ class Predictor:
             (default ``score_thresh``; ``gains eval``, which keeps every detection for AP, sets its scoring one).
 
     Raises:
-        ValueError: an overlap not smaller than the tile, an unknown ``merge``.
+        ValueError: an overlap not smaller than the tile, an unknown ``merge`` or ``nms``, a bad ``contained``.
     """
 
     def __init__(self, model: torch.nn.Module, categories: list[dict[str, Any]], device: torch.device,
                  tile: int | None = 1024, overlap: int = 128, scale: float | None = None,
                  score_thresh: float = 0.5, mask_thresh: float = 0.5, normalisation: Normalisation = DEFAULT,
-                 merge: str = "central") -> None:
+                 merge: str = "central", nms: str = "box", contained: float | None = None) -> None:
         check_tiling(tile, overlap, merge)
-        self.merge = merge
+        check_suppression(nms, contained)
+        self.merge, self.nms, self.contained = merge, nms, contained
         self.model, self.device = model.eval(), device
         self.categories = categories
         self.config: Config | None = None
@@ -217,7 +230,8 @@ class Predictor:
         thresh = options.score_thresh if options.score_thresh is not None else cfg.eval.score_thresh
         predictor = cls(model, categories, device, tile=options.tile, overlap=options.overlap, scale=scale,
                         score_thresh=thresh, mask_thresh=options.mask_thresh,
-                        normalisation=Normalisation.of_model(cfg.model), merge=options.merge)
+                        normalisation=Normalisation.of_model(cfg.model), merge=options.merge, nms=options.nms,
+                        contained=options.contained)
         predictor.config, predictor.scale_note = cfg, note
         return predictor
 
@@ -231,7 +245,7 @@ class Predictor:
             tr.test_scale = scale
         tr.paste = False
         try:
-            with limits_for_area(self.model, *tr.output_size(h, w)) as cap:
+            with limits_for_area(self.model, *tr.output_size(h, w)) as cap, box_nms_for(self.model, self.nms) as iou:
                 out = self.model([image_to_tensor(pixels, self.normalisation, scaling).to(self.device)])[0]
         finally:
             tr.test_scale, tr.paste = saved
@@ -252,7 +266,7 @@ class Predictor:
                 gy, gx = crop.y0 - y_off - gy0, crop.x0 - x_off - gx0
                 ga = (g[gy : gy + crop.mask.shape[0], gx : gx + crop.mask.shape[1]] + 1.0).astype(np.float32)
             found.append(Instance(self.label_to_category[int(out["labels"][k])], float(out["scores"][k]), crop, ga))
-        return found
+        return suppress(found, self.nms, iou, self.contained)
 
     def tiles(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
         """(y0, x0, y1, x1) tiles covering the image, the last ones flush with the border."""
