@@ -101,8 +101,9 @@ def run_arm(arm: str, image: Path, out: Path, model: str, formats: str, extra: l
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         return {"arm": arm, "error": proc.stderr.strip().splitlines()[-1:]}
-    line = proc.stdout.strip().splitlines()[-1]
-    found = re.search(r"(\d+) instances .* peak memory (\d+) MiB", line)
+    found = re.search(r"(\d+) instances .*peak memory (\d+) MiB", proc.stdout)
+    if found is None:
+        return {"arm": arm, "error": proc.stdout.strip().splitlines()[-3:]}
     return {"arm": arm, "seconds": round(seconds, 1), "instances": int(found[1]), "peak_mib": int(found[2]),
             "command": " ".join(cmd[1:])}
 

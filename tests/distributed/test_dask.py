@@ -140,3 +140,13 @@ def test_ome_zarr_in_and_label_group_out_match_the_same_image_as_png(one_process
     assert len(label_images) == 1
     np.testing.assert_array_equal(label_images[0].reshape(tiff.shape), tiff)
     assert set(np.unique(tiff)) - {0} == set(range(1, len(results(one_process / "one")) + 1))
+
+
+def test_no_scheduler_at_the_address_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = gains("predict", "nuclei", str(ASSET), "--out", str(out), "--quiet", "--dask", "tcp://127.0.0.1:9")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("gains predict: error: --dask tcp://127.0.0.1:9: no Dask")
+    assert not out.exists()
+    alone = gains("predict", "nuclei", str(ASSET), "--out", str(out), "--dask-workers", "2")
+    assert alone.returncode == 2 and "add --dask" in alone.stderr and not out.exists()

@@ -86,7 +86,7 @@ def connect(spec: str, workers: int | None = None) -> Iterator[tuple[Any, int | 
     if workers is not None:
         raise InputError("--dask-workers sizes a local cluster; a scheduler's workers are started with it")
     try:
-        client = distributed.Client(spec, timeout="20s")
+        client = distributed.Client(spec, timeout="10s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise InputError(f"--dask {spec}: no Dask scheduler answers there ({exc})") from exc
     with client:

@@ -69,18 +69,18 @@ def predict_files_dask(checkpoint: str | Path, inputs: list[str | Path], out: st
     options = options or PredictOptions()
     job = plan(checkpoint, inputs, out, formats, options, choice or PlaneChoice(), resume)
     predictor = load_predictor(job, checkpoint, options)
-    with connect(scheduler, workers) as (client, threads):
-        held = outputs.claim(job.out, "predictions")
-        try:
+    held = outputs.claim(job.out, "predictions")  # refused before any cluster starts
+    try:
+        with connect(scheduler, workers) as (client, threads):
             records = _run(client, threads, job, checkpoint, options, predictor, progress)
             finish(job, records, predictor.categories, "dask")
-        except BaseException:
-            if held.created:
-                shutil.rmtree(job.out, ignore_errors=True)
-            raise
-        finally:
-            held.release()
-        worker_peak = max(client.run(peak_rss_mib).values(), default=0.0)
+            worker_peak = max(client.run(peak_rss_mib).values(), default=0.0)
+    except BaseException:
+        if held.created:  # a failed run leaves nothing behind (files of an existing folder are kept)
+            shutil.rmtree(job.out, ignore_errors=True)
+        raise
+    finally:
+        held.release()
     client_peak = peak_rss_mib()
     return {"images": len(job.images), "instances": sum(r["instances"] for r in records),
             "resumed": sum(bool(r.get("resumed")) for r in records), "peak_mib": max(client_peak, worker_peak),

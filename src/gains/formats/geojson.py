@@ -92,6 +92,18 @@ def feature(record: Record, object_type: str = "detection", stem: str = "", id_w
     }
 
 
+def _checked(records: Sequence[Record], object_type: str) -> int:
+    """The zero-padded width of the records' ids in feature names, once the records and type are checked.
+
+    Raises:
+        ValueError: as :func:`feature_collection`.
+    """
+    if object_type not in OBJECT_TYPES:
+        raise ValueError(f"object type must be one of {', '.join(OBJECT_TYPES)}, got {object_type!r}")
+    check_records(records)
+    return max(4, len(str(max((r.id for r in records), default=0))))
+
+
 def feature_collection(records: Sequence[Record], object_type: str = "detection", stem: str = "",
                        plane: dict[str, int] | None = None) -> dict[str, Any]:
     """The FeatureCollection of ``records``, in their order, every feature on QuPath's ``plane`` when given.
@@ -100,17 +112,15 @@ def feature_collection(records: Sequence[Record], object_type: str = "detection"
         ValueError: ``object_type`` is not ``detection`` or ``annotation``, or a record is invalid (see
             :func:`gains.formats.records.check_records`).
     """
-    if object_type not in OBJECT_TYPES:
-        raise ValueError(f"object type must be one of {', '.join(OBJECT_TYPES)}, got {object_type!r}")
-    check_records(records)
-    width = max(4, len(str(max((r.id for r in records), default=0))))
+    width = _checked(records, object_type)
     return {"type": "FeatureCollection",
             "features": [feature(r, object_type, stem, width, plane) for r in records]}
 
 
 def write_records(records: Sequence[Record], path: str | Path, object_type: str = "detection",
                   stem: str | None = None, plane: dict[str, int] | None = None) -> Path:
-    """Write ``records`` as a GeoJSON FeatureCollection to ``path`` (written whole, then renamed).
+    """Write ``records`` as a GeoJSON FeatureCollection to ``path``, one feature at a time into a temporary file
+    renamed when complete (memory: one feature, not the document).
 
     Args:
         records: the instances of one image.
@@ -123,9 +133,17 @@ def write_records(records: Sequence[Record], path: str | Path, object_type: str 
         ValueError: as :func:`feature_collection`.
     """
     path = Path(path)
-    doc = feature_collection(records, object_type, path.stem if stem is None else stem, plane)
-    payload = json.dumps(doc, separators=(",", ":")).encode()
-    atomic_write(path, lambda fh: fh.write(payload))
+    stem = path.stem if stem is None else stem
+    width = _checked(records, object_type)  # before anything is written
+
+    def dump(fh: Any) -> None:  # feature by feature: the bytes of json.dumps(feature_collection(...)), compact
+        fh.write(b'{"type":"FeatureCollection","features":[')
+        for k, record in enumerate(records):
+            text = json.dumps(feature(record, object_type, stem, width, plane), separators=(",", ":"))
+            fh.write((("," if k else "") + text).encode())
+        fh.write(b"]}")
+
+    atomic_write(path, dump)
     return path
 
 
