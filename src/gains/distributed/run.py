@@ -32,7 +32,7 @@ from gains.distributed.cluster import connect, worker_count
 from gains.distributed.tasks import image_task, tile_task
 from gains.errors import InputError
 from gains.inference.predict_run import Job, finish, load_predictor, plan, write_image
-from gains.inference.predictor import PredictOptions, Predictor
+from gains.inference.predictor import PredictOptions, Predictor, TilePlan
 from gains.sysinfo import peak_rss_mib
 
 log = logging.getLogger("gains.distributed")
@@ -41,16 +41,15 @@ IN_FLIGHT = 2  # tasks queued per worker
 
 
 class _Tiled:
-    """One image predicted in tiles: its pixels (kept for the writers) and the tiles' instances so far."""
+    """One image predicted in tiles: its pixels (kept for the writers), its plan and the tiles' instances so far."""
 
-    def __init__(self, pixels: Any, predictor: Predictor, factor: float, boxes: list[tuple[int, int, int, int]]
-                 ) -> None:
-        self.pixels, self.predictor, self.factor, self.boxes = pixels, predictor, factor, boxes
+    def __init__(self, pixels: Any, plan: TilePlan) -> None:
+        self.pixels, self.plan = pixels, plan
         self.found: dict[int, list[Instance]] = {}
 
     @property
     def complete(self) -> bool:
-        return len(self.found) == len(self.boxes)
+        return len(self.found) == len(self.plan.boxes)
 
 
 def predict_files_dask(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, formats: list[str],
@@ -100,17 +99,14 @@ def _tasks(job: Job, predictor: Predictor, pending: list[int], tiled: dict[int, 
         if pixels is None:
             yield image_task, k
             continue
-        on_level, level, factor = predictor.on_level(pixels)
-        boxes = on_level.tiles(*level.shape[:2])
         try:
-            scaling = on_level.normalisation.fit(level)
+            plan = predictor.plan(pixels)
         except ValueError as exc:
             raise InputError(f"{file}{' ' + label if label else ''}: {exc}") from exc
-        tiled[k] = _Tiled(pixels, on_level, factor, boxes)
-        level_scale = None if factor == 1.0 else on_level.scale
-        for t, (y0, x0, y1, x1) in enumerate(boxes):
-            region = level[y0:y1, x0:x1] if isinstance(level, np.ndarray) else level
-            yield tile_task, k, t, region, (y0, x0, y1, x1), scaling, len(boxes) == 1, level_scale
+        tiled[k] = _Tiled(pixels, plan)
+        for t, (y0, x0, y1, x1) in enumerate(plan.boxes):
+            region = plan.pixels[y0:y1, x0:x1] if isinstance(plan.pixels, np.ndarray) else plan.pixels
+            yield tile_task, k, t, region, (y0, x0, y1, x1), plan.scaling, plan.whole, plan.level_scale
 
 
 def _one_tile(job: Job, k: int, predictor: Predictor) -> bool:
@@ -168,10 +164,11 @@ def _run(client: Any, threads: int | None, job: Job, checkpoint: str | Path, opt
                 else:
                     image = tiled[k]
                     image.found[t] = result
-                    bar.set_postfix_str(f"tile {len(image.found)}/{len(image.boxes)}")
+                    boxes = image.plan.boxes
+                    bar.set_postfix_str(f"tile {len(image.found)}/{len(boxes)}")
                     if image.complete:
-                        per_tile = [(image.boxes[i], image.found[i]) for i in range(len(image.boxes))]
-                        found = image.predictor.combine(per_tile, image.factor, *image.pixels.shape[:2])
+                        per_tile = [(boxes[i], image.found[i]) for i in range(len(boxes))]
+                        found = image.plan.predictor.combine(per_tile, image.plan.factor, *image.pixels.shape[:2])
                         records[k] = write_image(job, k, image.pixels, found, predictor)
                         del tiled[k]
                         bar.set_postfix_str("", refresh=False)
