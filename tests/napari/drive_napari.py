@@ -1,12 +1,16 @@
 """Run the real ``napari`` command in this process, act as a user once its window is up, report, quit.
 
-    python drive_napari.py REPORT.json ACTION [--image PNG] [--model SPEC] [--screenshot PNG] -- NAPARI_ARGS...
+    python drive_napari.py REPORT.json ACTION [--image PNG] [--model SPEC] [--train-set DIR] [--screenshot PNG]
+        -- NAPARI_ARGS...
 
 ``napari._main:main`` (the ``napari`` console script) runs with ``NAPARI_ARGS`` as its command line; a Qt
 timer set before it starts does ``ACTION`` once the viewer exists:
 - ``open``: wait for the layers that the command line's paths gave (the reader path);
 - ``menu``: open ``--image`` with napari's own reader, click Plugins > GAInS > Segment in the menu bar, set the
   model, click Segment and wait for the result layers (the widget path);
+- ``save``: ``open`` (a dataset folder through the gains reader), erase the first instance of the first image's
+  first Labels layer (a correction), select that image's layers and save them with the gains writer into the
+  training-set folder ``--train-set`` (what File > Save Selected Layers does once a path is chosen);
 - ``loop``: ``menu``, then Plugins > GAInS > Train: add the image and its result layers to the training set
   ``--train-set``, fine-tune for ``--minutes`` into ``--new-model`` and wait for the Segment widget to take it.
 It then writes ``REPORT.json`` (layers with name, type, visible, shape, features; the widget's status line; any
@@ -24,6 +28,7 @@ import traceback
 from typing import Any
 
 import napari
+import numpy as np
 from napari.qt import get_qapp
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
@@ -94,6 +99,8 @@ class Driver:
             return False
         if self.args.action == "open":
             return len(viewer.layers) > 0
+        if self.args.action == "save":
+            return len(viewer.layers) > 0 and self._save(viewer)
         if self.stage == "start":
             viewer.open(self.args.image)
             action = find_action(viewer.window._qt_window.menuBar(), "GAInS > Segment")
@@ -133,6 +140,17 @@ class Driver:
             return self.trainer.worker is None
         return False
 
+    def _save(self, viewer: Any) -> bool:
+        first = viewer.layers[0].metadata["gains_image"]
+        mine = [x for x in viewer.layers if x.metadata.get("gains_image") == first and not x.name.endswith(" GA")]
+        labels = next(x for x in mine if x._type_string == "labels")
+        value = int(labels.features["index"].iloc[0])
+        labels.data = np.where(labels.data == value, 0, labels.data)
+        self.report["erased"] = [labels.name, value]
+        viewer.layers.selection = set(mine)
+        self.report["saved"] = viewer.layers.save(self.args.train_set, selected=True, plugin="gains-seg")
+        return True
+
     def finish(self) -> None:
         viewer = napari.current_viewer()
         if viewer is not None:
@@ -156,7 +174,7 @@ class Driver:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("report")
-    parser.add_argument("action", choices=["open", "menu", "loop"])
+    parser.add_argument("action", choices=["open", "menu", "save", "loop"])
     parser.add_argument("--image")
     parser.add_argument("--model")
     parser.add_argument("--screenshot")

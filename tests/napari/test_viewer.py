@@ -99,3 +99,22 @@ def test_correct_and_retrain_loop_in_the_menus(tmp_path: Path) -> None:
     assert report["added"] == f"{n} instances of 'dsb2018_29780b28' added: 1 image(s) in {tmp_path / 'set'}"
     assert report["train_status"] == f"new model: {tmp_path / 'model'} (now the Segment widget's model)"
     assert report["model"] == str(tmp_path / "model") and (tmp_path / "model" / "last.pt").is_file()
+
+
+def test_a_corrected_dataset_saves_as_a_training_set(tmp_path: Path) -> None:
+    from gains.core.coco import load_coco
+    from gains.data.synth import write_synthetic
+
+    source = write_synthetic("overlap", 2, 128, seed=3, out=tmp_path / "source").parent
+    report = drive(tmp_path, "save", "--train-set", str(tmp_path / "set"),
+                   napari_args=("--plugin", "gains-seg", str(source)))
+    assert report["saved"] == [str(tmp_path / "set")]
+    before, after = load_coco(source / "annotations.json"), load_coco(tmp_path / "set" / "annotations.json")
+    first = before.images[0]
+    assert [im.file_name for im in after.images] == [f"{first.file_name.rsplit('.', 1)[0]}.tif"]
+    kept = list(before.anns_by_image[first.id])
+    del kept[report["erased"][1] - 1]  # label value k is the image's k-th instance (ground truth: all scores 1)
+    saved = after.anns_by_image[after.images[0].id]
+    assert after.categories == before.categories  # cell and nucleus keep their ids
+    assert sorted(a["category_id"] for a in saved) == sorted(a["category_id"] for a in kept)
+    assert sorted(a["area"] for a in saved) == sorted(a["area"] for a in kept)

@@ -93,6 +93,9 @@ def test_manifest_declares_the_widget_and_reader() -> None:
     assert pm.get_command(manifest.contributions.readers[0].command).python_name == "gains.napari.reader:get_reader"
     assert manifest.contributions.readers[0].accepts_directories
     assert manifest.contributions.readers[0].filename_patterns == []  # folders only: no file is claimed
+    writer = manifest.contributions.writers[0]  # File > Save Selected Layers: image + its Labels -> training set
+    assert pm.get_command(writer.command).python_name == "gains.napari.writer:write_training_set"
+    assert writer.layer_types == ["image", "labels+"]
 
 
 def test_a_shipped_name_set_in_code_stays_a_name(qtbot, tmp_path, monkeypatch) -> None:

@@ -56,7 +56,8 @@ def instance_layers(instances: list[Instance], height: int, width: int, categori
         instances: by descending score (as a ``Predictor`` returns them); mask crops in image pixels.
         categories: [{id, name}] to name ``category_id``s (unknown ids are named by their number).
         name: layer name stem: ``"<name> instances"``, or ``"<name> instances <k>"`` for k = 0, 1, ...
-            when overlaps need more than one layer.
+            when overlaps need more than one layer. Each layer's ``metadata["gains_categories"]`` keeps
+            ``categories``, so the training-set writer can map the ``category`` column back to ids.
         scores: False for ground truth, which has no score column.
         pixels: the image, (H, W) or (H, W, C), for the intensity columns; None: none.
     """
@@ -70,7 +71,8 @@ def instance_layers(instances: list[Instance], height: int, width: int, categori
         for column, values in table.items():
             features[column] = values[members] if isinstance(values, np.ndarray) else [values[k] for k in members]
         label = f"{name} instances" if len(arrays) == 1 else f"{name} instances {j}"
-        out.append((array, {"name": label, "features": features, "opacity": 0.5}, "labels"))
+        out.append((array, {"name": label, "features": features, "opacity": 0.5,
+                            "metadata": {"gains_categories": [dict(c) for c in categories]}}, "labels"))
     return out
 
 

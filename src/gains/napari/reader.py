@@ -69,7 +69,7 @@ def _first_image_count(layers: list[LayerData]) -> int:
 
 def _tag(layers: list[LayerData], image: str) -> list[LayerData]:
     for _, kwargs, _ in layers:
-        kwargs["metadata"] = {"gains_image": image}
+        kwargs["metadata"] = {**kwargs.get("metadata", {}), "gains_image": image}
     return layers
 
 

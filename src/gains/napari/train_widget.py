@@ -31,7 +31,7 @@ from napari.qt.threading import thread_worker
 from gains.errors import InputError
 from gains.napari.native import load_torch
 from gains.napari.planes import plane_pixels
-from gains.napari.training import add_to_training_set, finetune, instances_of_layers
+from gains.napari.training import add_to_training_set, finetune, instances_of_layers, training_file_name
 from gains.napari.widget import WIDTH, GainsWidget, report_failure, shipped_name
 
 
@@ -106,8 +106,7 @@ class TrainWidget(Container):
             index = tuple(layers[0].metadata.get("gains_plane", ()))
             pixels = plane_pixels(image.data[0] if image.multiscale else image.data, image.rgb, index)
             masks = instances_of_layers([x.data for x in layers], pixels.shape[:2], [x.name for x in layers])
-            stem = image.name + "".join(f"_{i}" for i in index)
-            _, n = add_to_training_set(folder, f"{stem}.tif", pixels, masks)
+            _, n = add_to_training_set(folder, training_file_name(image.name, index), pixels, masks)
         except InputError as exc:
             self._failed(exc)
             return

@@ -53,6 +53,13 @@ def instances_of_layers(layers: Sequence[np.ndarray], shape: tuple[int, int], na
     return crops
 
 
+def training_file_name(layer_name: str, index: tuple[int, ...] = ()) -> str:
+    """The name an image layer's plane ``index`` gets in a training set: ``<layer name>[_<i>...].tif`` (path
+    separators in the layer name become ``_``)."""
+    stem = layer_name.replace("/", "_").replace("\\", "_").strip() or "image"
+    return stem + "".join(f"_{i}" for i in index) + ".tif"
+
+
 def add_to_training_set(folder: str | Path, file_name: str, pixels: np.ndarray, masks: Sequence[MaskCrop],
                         categories: Sequence[dict[str, Any]] = (DEFAULT_CATEGORY,), category_ids: Sequence[int] = ()
                         ) -> tuple[Path, int]:

@@ -146,7 +146,7 @@ class GainsWidget(Container):
             self.viewer.layers.remove(old)
         scale = list(source.scale)
         for data, kwargs, kind in place(layers, index, scale, list(source.translate)):
-            getattr(self.viewer, f"add_{kind}")(data, **{**kwargs, "metadata": tag})
+            getattr(self.viewer, f"add_{kind}")(data, **{**kwargs, "metadata": {**kwargs.get("metadata", {}), **tag}})
         n = sum(len(kw["features"]["index"]) for _, kw, kind in layers if kind == "labels")
         self.progress.max, self.progress.value = 1, 1
         self.status.value = f"{n} instances in {sum(kind == 'labels' for *_, kind in layers)} label layer(s)"
