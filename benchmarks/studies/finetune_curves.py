@@ -6,14 +6,24 @@ weights are kept), which neither shipped model saw: images 1-30 are the pool the
 (the first N by file number) and images 31-45 the held-out test set (the ``isbi2014-30-15`` split). Each cell
 of the grid is one real ``gains train FOLDER --weights W --minutes M --out RUN`` (its own seeded validation
 split inside the folder, the recipe's CPU defaults, patch training) followed by ``gains eval RUN --data ISBI
---split test``; a run whose metrics exist is not repeated, so the job resumes. There is no zero-minute point: the
-shipped models know one category (``nuclei``: nucleus) and ISBI2014 has two (cell, nucleus), so a shipped
-model scores 0 there before it is fine-tuned, which says nothing about its masks.
+--split test``. There is no zero-minute point: the shipped models know one category (``nuclei``: nucleus) and
+ISBI2014 has two (cell, nucleus), so a shipped model scores 0 there before it is fine-tuned, which says nothing
+about its masks.
 
-    python -m benchmarks.studies.finetune_curves --minutes 2 5 10 --images 5 30 --images-minutes 5 --weights nuclei none
+A call runs one grid (all minutes on all images, then the image counts at ``--images-minutes``) per starting
+model and variant; ``--variants maskrcnn`` trains the baseline (``model.variant=maskrcnn``), and ``--set KEY=VALUE``
+changes the recipe for every run of the call (recipe A/Bs: the run's name carries the change). A run whose
+held-out metrics exist is not repeated, so a job resumes; the weights are deleted once scored. Rows are merged
+into the results file by run name, so calls add up:
+
+    python -m benchmarks.studies.finetune_curves --minutes 2 5 10 20 --images 5 10 20 30 --images-minutes 5
+    python -m benchmarks.studies.finetune_curves --weights overlap --minutes 2 5 10 --images 5 30 --images-minutes 5
+    python -m benchmarks.studies.finetune_curves --variants maskrcnn --weights nuclei --minutes 2 5 10 --images 30
+    python -m benchmarks.studies.finetune_curves --weights nuclei --minutes 5 --images 30 --set train.lr=0.01
 
 Writes ``benchmarks/results/finetune_curves.json`` and the figure ``docs/img/finetune_curves.png``. Time budgets
-are wall-clock: run it on a quiet machine and read ``load`` in the JSON.
+are wall-clock: run it on a quiet machine and read each row's ``load_after`` (the 1-minute load average
+when its training ended) and ``iterations``.
 """
 
 from __future__ import annotations
@@ -84,44 +94,64 @@ def evaluate(model: str, data: Path, out: Path) -> dict[str, float | None]:
     return {k: None if found.get(k) is None else float(found[k]) for k in METRICS}
 
 
-def cell(data: Path, work: Path, weights: str, n: int, minutes: float) -> dict[str, Any]:
-    """One run of the grid: train (unless done), evaluate; its settings, metrics, iterations and the wall time of
-    ``gains train`` (None when the run was there already)."""
-    run = work / f"{weights}-n{n}-m{minutes:g}"
+def run_name(weights: str, n: int, minutes: float, variant: str, sets: list[str]) -> str:
+    """The run folder's name: start, images, minutes, then the variant and ``--set`` values when not the recipe's."""
+    extra = ([variant] if variant != "gains" else []) + [x.split("=", 1)[0].split(".")[-1] + x.split("=", 1)[1]
+                                                       for x in sets]
+    return "-".join([f"{weights}-n{n}-m{minutes:g}", *extra])
+
+
+def cell(data: Path, work: Path, weights: str, n: int, minutes: float, variant: str = "gains",
+         sets: list[str] | None = None) -> dict[str, Any]:
+    """One run of the grid: train (unless its held-out metrics exist), evaluate, delete the weights (ISBI2014 has
+    no licence); its settings, metrics, iterations and the wall time of ``gains train`` (None when the run was
+    there already)."""
+    sets = sets or []
+    run = work / run_name(weights, n, minutes, variant, sets)
     started, wall = time.monotonic(), None
-    if not (run / "last.pt").is_file():
+    if not (run / "eval" / "METRICS.json").is_file():
+        overrides = [a for x in ([f"model.variant={variant}"] if variant != "gains" else []) + sets
+                     for a in ("--set", x)]
         gains("train", str(subset(data, n, work)), "--weights", weights, "--minutes", str(minutes), "--out", str(run),
-              "--quiet")
+              "--overwrite", "--quiet", *overrides)
         wall = round(time.monotonic() - started, 1)
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
     iters = max((x.get("iter", 0) for x in lines if x.get("split") != "val"), default=0)
     result = evaluate(str(run), data, run / "eval")
-    return {"weights": weights, "images": n, "minutes": minutes, "iterations": iters,
-            "train_wall_s": wall, **result}
+    for weights_file in run.glob("*.pt"):
+        weights_file.unlink()
+    return {"run": run.name, "weights": weights, "variant": variant, "set": sets, "images": n, "minutes": minutes,
+            "iterations": iters, "train_wall_s": wall,
+            "load_after": round(os.getloadavg()[0], 2) if wall is not None else None, **result}
 
 
 def figure(rows: list[dict[str, Any]], path: Path, budget: float) -> None:
-    """segm/AP against minutes (all images) and against images (at ``budget`` minutes), one line per start."""
+    """segm/AP against minutes (all images) and against images (at ``budget`` minutes), one line per start and
+    variant; rows with recipe changes (``set``) are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    rows = [r for r in rows if not r.get("set")]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     most = max(r["images"] for r in rows)
-    for weights in sorted({r["weights"] for r in rows}):
-        mine = [r for r in rows if r["weights"] == weights]
+    for weights, variant in sorted({(r["weights"], r.get("variant", "gains")) for r in rows}):
+        mine = [r for r in rows if r["weights"] == weights and r.get("variant", "gains") == variant]
         by_time = sorted((r["minutes"], r["segm/AP"]) for r in mine if r["images"] == most)
         by_n = sorted((r["images"], r["segm/AP"]) for r in mine if r["minutes"] == budget)
-        left.plot(*zip(*by_time, strict=True), marker="o", label=f"from {weights}")
+        label = f"from {weights}" + ("" if variant == "gains" else f" ({variant})")
+        style = "-" if variant == "gains" else "--"
+        if by_time:
+            left.plot(*zip(*by_time, strict=True), style, marker="o", label=label)
         if len(by_n) > 1:
-            right.plot(*zip(*by_n, strict=True), marker="o", label=f"from {weights}")
+            right.plot(*zip(*by_n, strict=True), style, marker="o", label=label)
     left.set(xlabel="training minutes (2 CPU cores)", ylabel="held-out segm/AP", title=f"all {most} images")
     right.set(xlabel="annotated images (20% held out for validation)", ylabel="held-out segm/AP",
               title=f"{budget:g} minutes")
     for ax in (left, right):
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.suptitle("Fine-tuning on ISBI2014 (held-out images 31-45) with gains train DIR")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +163,9 @@ def main() -> None:
     p.add_argument("--minutes", type=float, nargs="+", default=[2.0, 5.0])
     p.add_argument("--images", type=int, nargs="+", default=[5, 30])
     p.add_argument("--weights", nargs="+", default=["nuclei", "none"])
+    p.add_argument("--variants", nargs="+", default=["gains"], choices=["gains", "maskrcnn"])
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a recipe change for every run of this call (its runs are kept apart by name)")
     p.add_argument("--images-minutes", type=float, help="the budget of the image-count curve (default: the longest)")
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--out", type=Path, default=RESULTS / "finetune_curves.json")
@@ -142,17 +175,27 @@ def main() -> None:
     data = prepare(args.work)
     most = max(args.images)
     longest = args.images_minutes if args.images_minutes is not None else max(args.minutes)
-    rows = []
-    for weights in args.weights:
-        grid = [(most, m) for m in args.minutes] + [(n, longest) for n in args.images if n != most]
-        for n, minutes in grid:
-            rows.append(cell(data, args.work, weights, n, minutes))
-            print(json.dumps(rows[-1]), flush=True)
-    summary = {"command": " ".join(["python -m benchmarks.studies.finetune_curves", *sys.argv[1:]]),
-               "load": os.getloadavg(), "cpus": os.cpu_count(), "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=1))
-    figure(rows, args.figure, longest)
+    command = " ".join(["python -m benchmarks.studies.finetune_curves", *sys.argv[1:]])
+    summary = json.loads(args.out.read_text()) if args.out.is_file() else {"commands": [], "rows": []}
+    summary.setdefault("commands", [summary.pop("command")] if "command" in summary else [])
+    for r in summary["rows"]:
+        r.setdefault("run", run_name(r["weights"], r["images"], r["minutes"], r.get("variant", "gains"), []))
+    rows = {r["run"]: r for r in summary["rows"]}
+    for variant in args.variants:
+        for weights in args.weights:
+            grid = [(most, m) for m in args.minutes] + [(n, longest) for n in args.images if n != most]
+            for n, minutes in grid:
+                row = cell(data, args.work, weights, n, minutes, variant, args.sets)
+                before = rows.get(row["run"], {})
+                rows[row["run"]] = {**before, **row, "train_wall_s": row["train_wall_s"] or before.get("train_wall_s"),
+                                    "load_after": row["load_after"] or before.get("load_after")}
+                print(json.dumps(row), flush=True)
+                summary.update(rows=list(rows.values()), cpus=os.cpu_count())
+                if command not in summary["commands"]:
+                    summary["commands"].append(command)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(summary, indent=1))
+    figure(list(rows.values()), args.figure, longest)
     print(f"wrote {args.out} and {args.figure}")
 
 

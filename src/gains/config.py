@@ -52,6 +52,9 @@ class DataConfig:
     # the model's scale (model.test_scale); null: whole images resized to model.min_size_train
     crop_size: int | None = None
     crop_focus: float = 0.8  # probability of a window centred on a random instance (else placed uniformly)
+    # probability of a window centred where a random pair of instances overlaps or touches (taken before
+    # crop_focus; an image with no such pair falls back to crop_focus)
+    crop_contacts: float = 0.0
     crop_min_area: int = 16  # network pixels an instance cut by the window needs to stay a target
 
 
@@ -223,6 +226,7 @@ LIMITS: dict[str, Limit] = {
     "data.synthetic_size": Limit(32),  # gains.data.synth.write_synthetic's smallest scene
     "data.crop_size": Limit(32),  # one cell of the backbone's coarsest (stride 32) feature map
     "data.crop_focus": _FRACTION,
+    "data.crop_contacts": _FRACTION,
     "data.crop_min_area": _NON_NEGATIVE,
     "model.trainable_layers": Limit(0, 5),
     "model.box_positive_fraction": Limit(0, 1, open_low=True),

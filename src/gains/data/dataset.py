@@ -31,7 +31,7 @@ from gains.atomic import atomic_write
 from gains.core.coco import CocoAnnotations, load_coco, read_coco_image
 from gains.core.masks import segmentation_to_crop
 from gains.data.crops import CropStack, dense
-from gains.data.patch import PatchSampler
+from gains.data.patch import PatchSampler, contact_points
 from gains.errors import InputError
 from gains.gamm import GammParams, GammStore, image_maps
 from gains.gamm.prepare import prepare_image
@@ -83,7 +83,7 @@ class InstanceDataset(torch.utils.data.Dataset):
         self.normalisation = normalisation
         self.crops = crops
         self.patch = patch
-        self._kept: dict[int, tuple[Scaling, dict[str, Any]]] = {}
+        self._kept: dict[int, tuple[Scaling, dict[str, Any], np.ndarray | None]] = {}
         cats = sorted(self.coco.category_ids)
         self.category_to_label = {c: i + 1 for i, c in enumerate(cats)}
         self.label_to_category = {i + 1: c for i, c in enumerate(cats)}
@@ -180,16 +180,19 @@ class InstanceDataset(torch.utils.data.Dataset):
 
     def _patch_item(self, index: int, pixels: np.ndarray) -> tuple[torch.Tensor, dict[str, Any]]:
         """One window of image ``index`` at the network size (``self.patch``); the image's scaling (fitted on the
-        whole image, as ``gains predict`` fits it before tiling) and whole-image target are kept per image."""
+        whole image, as ``gains predict`` fits it before tiling), whole-image target and contact points (when
+        windows are centred on contacts) are kept per image."""
         height, width = pixels.shape[:2]
         if index not in self._kept:
             if len(self._kept) >= KEPT_IMAGES:
                 del self._kept[next(iter(self._kept))]
             with self._naming(index):
                 scaling = self.normalisation.fit(pixels)
-            self._kept[index] = scaling, self._whole_target(index, height, width)
-        scaling, whole = self._kept[index]
-        win = self.patch.window(height, width, whole["masks"].boxes)
+            whole = self._whole_target(index, height, width)
+            points = contact_points(whole["masks"]) if self.patch.contacts > 0 else None
+            self._kept[index] = scaling, whole, points
+        scaling, whole, points = self._kept[index]
+        win = self.patch.window(height, width, whole["masks"].boxes, points)
         rows, cols = win.slices
         with self._naming(index):
             tensor = image_to_tensor(pixels[rows, cols], self.normalisation, scaling)

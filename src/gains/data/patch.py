@@ -8,8 +8,10 @@ With ``data.crop_size`` C set, a sample of an H x W image is drawn as follows (`
 2. **Window.** C / s image pixels on a side (rounded), so the sample is C x C network pixels. A side of the image
    shorter than that is taken whole and brought to round(side * s) pixels: never upscaled beyond s, never padded
    (the model's transform pads a batch to a common size anyway).
-3. **Position.** With probability ``data.crop_focus`` the window is centred on a uniform point of a uniform random
-   instance's box (clipped to the image), else placed uniformly.
+3. **Position.** With probability ``data.crop_contacts`` (default 0) the window is centred on where a uniform
+   random pair of instances overlaps or touches (one point per pair, ``contact_points``; images without a pair
+   skip this); otherwise, with probability ``data.crop_focus``, on a uniform point of a uniform random
+   instance's box; else it is placed uniformly. The window is clipped to the image.
 4. **Cut.** Instances whose box misses the window are left out before anything is built; masks and GA maps of
    the others are cut from the whole-image crops (``CropStack.cropped``: GA maps are never recomputed on a cut
    instance) and built at the network size only for the window. A cut instance keeps its visible part unless it
@@ -31,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gains.core.masks import MaskCrop
+from gains.core.pairs import contact_regions
 from gains.data.crops import CropStack
 from gains.data.transforms import PER_INSTANCE, refresh
 
@@ -56,6 +60,19 @@ class Window:
         return slice(self.y0, self.y0 + self.h), slice(self.x0, self.x0 + self.w)
 
 
+def contact_points(masks: CropStack) -> np.ndarray:
+    """int64 [K, 2] ``(y, x)``: for each pair of ``masks`` (uint8 crops) that overlaps or touches, the pixel of
+    where they meet closest to that region's mean (``gains.core.pairs.contact_regions``)."""
+    crops = [MaskCrop(int(y0), int(x0), c.astype(bool)) for (y0, x0, _, _), c in zip(masks.boxes, masks.crops,
+                                                                                     strict=True)]
+    points = []
+    for _, (y0, x0, region) in contact_regions(crops).values():
+        where = np.argwhere(region)
+        nearest = where[np.argmin(((where - where.mean(axis=0)) ** 2).sum(axis=1))]
+        points.append((y0 + int(nearest[0]), x0 + int(nearest[1])))
+    return np.array(points, dtype=np.int64).reshape(-1, 2)
+
+
 @dataclass(frozen=True)
 class PatchSampler:
     """Draws windows and cuts samples out of whole-image targets; see the module docstring.
@@ -66,6 +83,7 @@ class PatchSampler:
         factors: jitter factors of ``scale``, one drawn uniformly per sample.
         focus: probability of a window centred on an instance.
         min_area: network pixels a cut instance needs to stay.
+        contacts: probability of a window centred on a contact point, drawn before ``focus``.
     """
 
     crop_size: int
@@ -73,22 +91,29 @@ class PatchSampler:
     factors: tuple[float, ...] = (1.0,)
     focus: float = 0.8
     min_area: int = 16
+    contacts: float = 0.0
 
     @classmethod
-    def of(cls, crop_size: int, scale: float, sizes: Sequence[int], focus: float, min_area: int) -> PatchSampler:
+    def of(cls, crop_size: int, scale: float, sizes: Sequence[int], focus: float, min_area: int,
+           contacts: float = 0.0) -> PatchSampler:
         """A sampler jittering ``scale`` by ``size / middle`` for ``size`` in ``sizes`` (``model.min_size_train``),
         ``middle`` the midpoint of their range."""
         middle = (min(sizes) + max(sizes)) / 2
-        return cls(crop_size, scale, tuple(float(s) / middle for s in sizes), focus, min_area)
+        return cls(crop_size, scale, tuple(float(s) / middle for s in sizes), focus, min_area, contacts)
 
-    def window(self, height: int, width: int, boxes: np.ndarray) -> Window:
+    def window(self, height: int, width: int, boxes: np.ndarray, points: np.ndarray | None = None) -> Window:
         """A random window of an ``height`` x ``width`` image whose instances have ``boxes`` (int [N, 4] ``(y0, x0,
-        h, w)``, a ``CropStack``'s)."""
+        h, w)``, a ``CropStack``'s) and contact ``points`` (int [K, 2] ``(y, x)``, ``contact_points``; None or
+        empty: none)."""
         scale = self.scale * self.factors[int(torch.randint(len(self.factors), (1,)))]
         side = max(1, round(self.crop_size / scale))
         h, out_h = (side, self.crop_size) if side <= height else (height, max(1, round(height * scale)))
         w, out_w = (side, self.crop_size) if side <= width else (width, max(1, round(width * scale)))
-        if len(boxes) and float(torch.rand(1)) < self.focus:
+        if self.contacts > 0 and points is not None and len(points) and float(torch.rand(1)) < self.contacts:
+            cy, cx = (float(v) for v in points[int(torch.randint(len(points), (1,)))])
+            y0 = min(max(round(cy - h / 2), 0), height - h)
+            x0 = min(max(round(cx - w / 2), 0), width - w)
+        elif len(boxes) and float(torch.rand(1)) < self.focus:
             by, bx, bh, bw = (int(v) for v in boxes[int(torch.randint(len(boxes), (1,)))])
             cy, cx = by + float(torch.rand(1)) * bh, bx + float(torch.rand(1)) * bw
             y0 = min(max(round(cy - h / 2), 0), height - h)

@@ -92,7 +92,8 @@ def patch_sampler(cfg: Config, train_json: Path) -> PatchSampler | None:
     if d.crop_size is None:
         return None
     scale = with_test_scale(cfg, train_json).model.test_scale
-    return PatchSampler.of(d.crop_size, scale, cfg.model.min_size_train, d.crop_focus, d.crop_min_area)
+    return PatchSampler.of(d.crop_size, scale, cfg.model.min_size_train, d.crop_focus, d.crop_min_area,
+                           d.crop_contacts)
 
 
 def build_train_dataset(cfg: Config, train_json: Path, images: Path | None, run_dir: Path,
@@ -208,8 +209,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, clock: Call
     model.transform.train_resize = train_set.patch is None  # windows come at the network size
     if train_set.patch is not None:
         p = train_set.patch
-        log.info("patch training: %d px windows at scale %.3g (x%.3g-%.3g), %.0f%% centred on an instance",
-                 p.crop_size, p.scale, min(p.factors), max(p.factors), 100 * p.focus)
+        log.info("patch training: %d px windows at scale %.3g (x%.3g-%.3g), %.0f%% centred on a contact, then "
+                 "%.0f%% of the rest on an instance", p.crop_size, p.scale, min(p.factors), max(p.factors),
+                 100 * p.contacts, 100 * p.focus)
     load_weights(model, cfg.model.weights, cfg.model.backbone, cfg.model.weights_heads)
     model.to(device)
     optimizer = build_optimizer(model, cfg.train.lr, cfg.train.momentum, cfg.train.weight_decay,

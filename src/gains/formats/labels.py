@@ -23,7 +23,7 @@ import numpy as np
 from gains.atomic import atomic_path, atomic_write
 from gains.core.images import encode_tiff
 from gains.core.masks import Instance, MaskCrop
-from gains.formats.measurements import overlapping_pairs
+from gains.core.pairs import overlapping_pairs
 from gains.formats.result import ImageResult
 
 COMMANDS = ("predict", "export")

@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import binary_dilation
 from skimage.measure import regionprops
 
 from gains.atomic import atomic_write
-from gains.core.masks import Instance, MaskCrop, mask_overlap
+from gains.core.masks import Instance, MaskCrop
+from gains.core.pairs import contacts
 from gains.formats.records import category_table
 from gains.formats.result import ImageResult, Pixels
 
@@ -49,63 +49,6 @@ SHAPE = ("area", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1", "b
 Table = dict[str, Any]  # column name -> numpy array (numbers) or list[str] (text), one entry per instance
 Part = dict[str, Any]  # one image's summary row before its category columns are named
 READ_BLOCK = 1024  # pixels are read for the crops whose corner lies in one block of this side at a time
-
-
-def candidate_pairs(boxes: np.ndarray, gap: int = 0) -> np.ndarray:
-    """Pairs of boxes that intersect once each is grown by ``gap`` pixels on its far sides.
-
-    Args:
-        boxes: int (N, 4) ``y0, x0, y1, x1``, half-open.
-        gap: 0: the boxes share a pixel; 1: they share one or are adjacent (8-connected).
-
-    Returns:
-        int64 (P, 2) index pairs ``i < j``. Sorted by ``y0``, each box meets only the run of boxes that start
-        above its bottom (a ``searchsorted`` per box), so the work grows with the pairs, not with N squared.
-    """
-    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
-    n = len(boxes)
-    order = np.argsort(boxes[:, 0], kind="stable")
-    y0, x0, y1, x1 = boxes[order].T
-    ends = np.searchsorted(y0, y1 + gap, side="left")  # sorted k < ends[i] start above i's bottom (+ gap)
-    counts = np.maximum(ends - np.arange(1, n + 1), 0)
-    first = np.repeat(np.arange(n), counts)
-    second = first + 1 + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    near = (x0[second] < x1[first] + gap) & (x0[first] < x1[second] + gap)
-    a, b = order[first[near]], order[second[near]]
-    return np.column_stack((np.minimum(a, b), np.maximum(a, b)))
-
-
-def crop_boxes(crops: Sequence[MaskCrop]) -> np.ndarray:
-    """int64 (N, 4) ``y0, x0, y1, x1`` (half-open) of mask crops."""
-    return np.array([(c.y0, c.x0, c.y1, c.x1) for c in crops], dtype=np.int64).reshape(-1, 4)
-
-
-def overlapping_pairs(crops: Sequence[MaskCrop]) -> list[tuple[int, int]]:
-    """Index pairs ``i < j`` of masks sharing at least one pixel, sorted: boxes swept (``candidate_pairs``), then
-    the pixels of each candidate pair's common box tested."""
-    pairs = candidate_pairs(crop_boxes(crops)).tolist()
-    return sorted((i, j) for i, j in pairs if mask_overlap(crops[i], crops[j]) is not None)
-
-
-def contacts(crops: Sequence[MaskCrop]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Overlapping and touching pairs of instance masks (module docstring), as index pairs ``i < j``.
-
-    Returns:
-        (overlapping, touching): sorted lists; a pair is in at most one of them.
-    """
-    overlapping = overlapping_pairs(crops)
-    shared = set(overlapping)
-    grown: dict[int, MaskCrop] = {}
-    touching = []
-    for i, j in candidate_pairs(crop_boxes(crops), gap=1).tolist():
-        if (i, j) in shared:
-            continue
-        if i not in grown:
-            c = crops[i]
-            grown[i] = MaskCrop(c.y0 - 1, c.x0 - 1, binary_dilation(np.pad(c.mask, 1), np.ones((3, 3), bool)))
-        if mask_overlap(grown[i], crops[j]) is not None:
-            touching.append((i, j))
-    return overlapping, sorted(touching)
 
 
 def _neighbours(pairs: list[tuple[int, int]], ids: Sequence[int]) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from gains.core.masks import Instance, mask_overlap
-from gains.formats.measurements import candidate_pairs, crop_boxes
+from gains.core.pairs import candidate_pairs, crop_boxes
 
 NMS_MODES = ("box", "mask")  # PredictOptions.nms: box NMS only (the model's), or mask NMS after a loose box NMS
 MASK_NMS_BOX_THRESH = 0.9  # the model's box NMS IoU while mask NMS decides: only near-identical boxes go early
