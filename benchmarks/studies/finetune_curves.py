@@ -43,6 +43,7 @@ from benchmarks import RESULTS, ROOT
 SHARED = Path(os.environ.get("GAINS_SHARED", ROOT.parent / "shared"))
 WORK = Path(tempfile.gettempdir()) / "gains_finetune_curves"
 GAINS = str(Path(sys.executable).with_name("gains"))
+COLOURS = {"nuclei": "tab:orange", "overlap": "tab:red", "none": "tab:blue"}  # one colour per start, both panels
 METRICS = ("segm/AP", "segm/AP50", "segm/AP75", "aji_gains", "contact_iou", "contact_recall50")
 
 
@@ -141,11 +142,11 @@ def figure(rows: list[dict[str, Any]], path: Path, budget: float) -> None:
         by_time = sorted((r["minutes"], r["segm/AP"]) for r in mine if r["images"] == most)
         by_n = sorted((r["images"], r["segm/AP"]) for r in mine if r["minutes"] == budget)
         label = f"from {weights}" + ("" if variant == "gains" else f" ({variant})")
-        style = "-" if variant == "gains" else "--"
+        style = {"color": COLOURS.get(weights), "linestyle": "-" if variant == "gains" else "--", "marker": "o"}
         if by_time:
-            left.plot(*zip(*by_time, strict=True), style, marker="o", label=label)
+            left.plot(*zip(*by_time, strict=True), label=label, **style)
         if len(by_n) > 1:
-            right.plot(*zip(*by_n, strict=True), style, marker="o", label=label)
+            right.plot(*zip(*by_n, strict=True), label=label, **style)
     left.set(xlabel="training minutes (2 CPU cores)", ylabel="held-out segm/AP", title=f"all {most} images")
     right.set(xlabel="annotated images (20% held out for validation)", ylabel="held-out segm/AP",
               title=f"{budget:g} minutes")
