@@ -109,18 +109,19 @@ class PatchSampler:
         side = max(1, round(self.crop_size / scale))
         h, out_h = (side, self.crop_size) if side <= height else (height, max(1, round(height * scale)))
         w, out_w = (side, self.crop_size) if side <= width else (width, max(1, round(width * scale)))
+        centre: tuple[float, float] | None = None
         if self.contacts > 0 and points is not None and len(points) and float(torch.rand(1)) < self.contacts:
             cy, cx = (float(v) for v in points[int(torch.randint(len(points), (1,)))])
-            y0 = min(max(round(cy - h / 2), 0), height - h)
-            x0 = min(max(round(cx - w / 2), 0), width - w)
+            centre = cy, cx
         elif len(boxes) and float(torch.rand(1)) < self.focus:
             by, bx, bh, bw = (int(v) for v in boxes[int(torch.randint(len(boxes), (1,)))])
-            cy, cx = by + float(torch.rand(1)) * bh, bx + float(torch.rand(1)) * bw
-            y0 = min(max(round(cy - h / 2), 0), height - h)
-            x0 = min(max(round(cx - w / 2), 0), width - w)
-        else:
+            centre = by + float(torch.rand(1)) * bh, bx + float(torch.rand(1)) * bw
+        if centre is None:
             y0 = int(torch.randint(height - h + 1, (1,)))
             x0 = int(torch.randint(width - w + 1, (1,)))
+        else:
+            y0 = min(max(round(centre[0] - h / 2), 0), height - h)
+            x0 = min(max(round(centre[1] - w / 2), 0), width - w)
         return Window(y0, x0, h, w, out_h, out_w, scale)
 
     def cut(self, image: torch.Tensor, target: Target, win: Window) -> tuple[torch.Tensor, Target]:
